@@ -10,8 +10,9 @@ DJANGO6_SPEC ?= django>=6.1,<6.2
 PYTEST_ARGS ?=
 WORKER_CONCURRENCY ?= 4
 
-.PHONY: help venv install install-test services test test-unit test-postgres test-django6 \
-        lint format demo demo-setup serve docs build bench clean worker
+.PHONY: help venv install install-test services browsers test test-unit test-postgres \
+        test-django6 test-browser screenshots lint format demo demo-setup serve docs build bench \
+        clean worker
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,22 +38,32 @@ install-test: $(VENV)/.installed-test  ## Install what the tests need.
 services:  ## Start PostgreSQL and Redis if they are down.
 	@bash scripts/services.sh
 
-test: install-test services  ## Lint, then the whole suite: SQLite, then the pipeline on PostgreSQL.
+browsers:  ## Install Debian's Chromium for the browser tests if it is missing (apt-get).
+	@bash scripts/install-chromium.sh
+
+test: install-test services browsers  ## Lint, the suite on SQLite, then pipeline and browser tests on PostgreSQL.
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest $(PYTEST_ARGS)
-	$(PY) -m pytest -m postgres --ds=tests.settings_postgres $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "postgres or browser" --ds=tests.settings_postgres $(PYTEST_ARGS)
 
-test-unit: install-test  ## Only the SQLite suite.
-	$(PY) -m pytest $(PYTEST_ARGS)
+test-unit: install-test  ## Only the SQLite suite (no browser tests).
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
-test-postgres: install-test services  ## Only the tests marked postgres, on PostgreSQL.
-	$(PY) -m pytest -m postgres --ds=tests.settings_postgres $(PYTEST_ARGS)
+test-postgres: install-test services browsers  ## The tests marked postgres or browser, on PostgreSQL.
+	$(PY) -m pytest -m "postgres or browser" --ds=tests.settings_postgres $(PYTEST_ARGS)
+
+test-browser: install-test services browsers  ## Only the browser tests (Playwright, Chromium), on PostgreSQL.
+	$(PY) -m pytest -m browser --ds=tests.settings_postgres $(PYTEST_ARGS)
+
+screenshots: install-test services browsers  ## Refresh the docs' admin screenshots (docs/_static/screenshots).
+	IMAGEGEN_SCREENSHOT_DIR=docs/_static/screenshots \
+	  $(PY) -m pytest -m browser --ds=tests.settings_postgres $(PYTEST_ARGS)
 
 test-django6:  ## The unit tests (not docs/packaging builds) on the newest Django 6.x, python3.12.
 	@test -x $(DJANGO6_VENV)/bin/python || "$$(bash scripts/find-python.sh 3.12)" -m venv $(DJANGO6_VENV)
 	$(DJANGO6_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[test,tasks]' '$(DJANGO6_SPEC)'
 	$(DJANGO6_VENV)/bin/python -c 'import django; print("Django", django.get_version())'
-	$(DJANGO6_VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(DJANGO6_VENV)/bin/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: install-test  ## ruff check and format check, and no missing migrations.
 	$(VENV)/bin/ruff check .

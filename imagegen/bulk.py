@@ -7,6 +7,8 @@ to the task runner at once.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -38,14 +40,23 @@ class BulkResult:
 
 
 def _generate_batch(
-    targets: list[models.Model], field: str | None, user: Any, runner: Any, kwargs: dict
+    targets: list[models.Model],
+    field: str | None,
+    user: Any,
+    runner: Any,
+    kwargs: dict,
+    prompt_for: Callable[[models.Model], str | None] | None = None,
+    batch: uuid.UUID | None = None,
 ) -> list[tuple[models.Model, Generation | ImagegenError]]:
     outcomes: list[tuple[models.Model, Any]] = []
     rows: list[tuple[int, Generation]] = []
     budget = _BatchBudget(user)
     for target in targets:
+        own = prompt_for(target) if prompt_for is not None else None
         try:
-            plan = planning.make_plan(target=target, field=field, **kwargs)
+            plan = planning.make_plan(
+                target=target, field=field, **({**kwargs, "prompt": own} if own else kwargs)
+            )
             warnings = list(plan.warnings) + budget.check(plan.estimated_cost)
         except BudgetExceeded as err:
             outcomes.append((target, err))
@@ -53,7 +64,7 @@ def _generate_batch(
         except ImagegenError as err:
             outcomes.append((target, err))
             continue
-        rows.append((len(outcomes), _build_row(plan, user=user, warnings=warnings)))
+        rows.append((len(outcomes), _build_row(plan, user=user, warnings=warnings, batch=batch)))
         outcomes.append((target, None))
     Generation.objects.bulk_create([row for _, row in rows])
     if runner.is_immediate:
@@ -106,7 +117,9 @@ def _record(plan: planning.Plan, *, user: Any, warnings: list[str]) -> Generatio
     return generation
 
 
-def _build_row(plan: planning.Plan, *, user: Any, warnings: list[str]) -> Generation:
+def _build_row(
+    plan: planning.Plan, *, user: Any, warnings: list[str], batch: uuid.UUID | None = None
+) -> Generation:
     """Return the unsaved ledger row of ``plan``."""
     provider = plan.provider
     params = {**plan.params, "attach": plan.attach, "fallbacks": list(plan.fallbacks)}
@@ -126,5 +139,6 @@ def _build_row(plan: planning.Plan, *, user: Any, warnings: list[str]) -> Genera
         estimated_cost=plan.estimated_cost,
         warnings=warnings,
         request_hash=plan.request_hash(),
+        batch=batch,
         created_by=user if getattr(user, "pk", None) is not None else None,
     )

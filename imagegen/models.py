@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -52,6 +53,25 @@ class GenerationQuerySet(models.QuerySet):
     def total_cost(self) -> Decimal:
         """Return the sum of actual costs (rows without one count as zero)."""
         return self.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+
+    def cost_subquery(self, model: type[models.Model]) -> Coalesce:
+        """Return an expression for the total cost of each row of ``model``, for ``annotate()``.
+
+        It is a correlated subquery on the ledger's target index, so a changelist annotated
+        with it makes one query however many rows it shows.
+        """
+        ct = ContentType.objects.get_for_model(model)
+        per_object = (
+            self.filter(content_type=ct, object_id=Cast(OuterRef("pk"), models.CharField()))
+            .order_by()
+            .values("object_id")
+            .annotate(total=Sum("cost"))
+            .values("total")[:1]
+        )
+        money = models.DecimalField(max_digits=14, decimal_places=6)
+        return Coalesce(
+            Subquery(per_object, output_field=money), Value(Decimal(0)), output_field=money
+        )
 
     def finished(self) -> GenerationQuerySet:
         return self.filter(status__in=FINISHED)
@@ -114,6 +134,14 @@ class Generation(models.Model):
         on_delete=models.SET_NULL,
         related_name="fallbacks",
         help_text=_("The failed generation this one retried on the preset's next provider."),
+    )
+
+    batch = models.UUIDField(
+        _("batch"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("The bulk run this generation belongs to, such as one admin action."),
     )
 
     created_by = models.ForeignKey(

@@ -12,7 +12,8 @@ imports from here are re-exported.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -124,6 +125,8 @@ def generate_many(
     *,
     user: Any = None,
     batch_size: int = BULK_BATCH,
+    prompt_for: Callable[[models.Model], str | None] | None = None,
+    batch: uuid.UUID | None = None,
     **kwargs: Any,
 ) -> BulkResult:
     """Generate for many objects at once, like :func:`generate` for each, in batches.
@@ -135,10 +138,19 @@ def generate_many(
     pass a generator or ``queryset.iterator()`` for large selections). With the immediate
     runner each row still runs in turn. A budget is checked against the month's spend once
     per batch; in "block" mode the first object that would break it stops the run.
+    ``prompt_for(target)`` may return a subject prompt of the target's own (an editor's edit),
+    used instead of ``prompt`` or the field's template; ``None`` or ``""`` keeps the default.
+    ``batch`` is stored on every row, so the run can be followed and found in the ledger.
     """
     result = BulkResult()
     for target, outcome in iter_generate_many(
-        targets, field, user=user, batch_size=batch_size, **kwargs
+        targets,
+        field,
+        user=user,
+        batch_size=batch_size,
+        prompt_for=prompt_for,
+        batch=batch,
+        **kwargs,
     ):
         if isinstance(outcome, Generation):
             result.generations.append(outcome)
@@ -155,6 +167,8 @@ def iter_generate_many(
     *,
     user: Any = None,
     batch_size: int = BULK_BATCH,
+    prompt_for: Callable[[models.Model], str | None] | None = None,
+    batch: uuid.UUID | None = None,
     **kwargs: Any,
 ) -> Iterator[tuple[models.Model, Generation | ImagegenError]]:
     """Yield ``(target, row or error)`` for each target, as :func:`generate_many` makes them.
@@ -166,17 +180,17 @@ def iter_generate_many(
 
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
-    runner, batch = get_runner(), []
+    runner, chunk = get_runner(), []
     for target in targets:
-        batch.append(target)
-        if len(batch) >= batch_size:
-            outcomes = _generate_batch(batch, field, user, runner, kwargs)
+        chunk.append(target)
+        if len(chunk) >= batch_size:
+            outcomes = _generate_batch(chunk, field, user, runner, kwargs, prompt_for, batch)
             yield from outcomes
             if outcomes and isinstance(outcomes[-1][1], BudgetExceeded):
                 return
-            batch = []
-    if batch:
-        yield from _generate_batch(batch, field, user, runner, kwargs)
+            chunk = []
+    if chunk:
+        yield from _generate_batch(chunk, field, user, runner, kwargs, prompt_for, batch)
 
 
 def run_generation(

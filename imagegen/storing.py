@@ -129,15 +129,33 @@ def attach(target: models.Model, field_name: str, image: GeneratedImage) -> None
     """Set ``image`` on ``target.<field_name>`` and mark it as the selected image of that field."""
     setattr(target, field_name, image.file.name)
     target.save(update_fields=[field_name])
+    mark_selected(image, field_name)
+
+
+def mark_selected(image: GeneratedImage, field_name: str | None = None) -> None:
+    """Record ``image`` as the one its target's field shows, and no other image of that field."""
+    generation = image.generation
     siblings = GeneratedImage.objects.filter(
-        generation__content_type=image.generation.content_type,
-        generation__object_id=image.generation.object_id,
-        generation__field_name=field_name,
+        generation__content_type_id=generation.content_type_id,
+        generation__object_id=generation.object_id,
+        generation__field_name=field_name or generation.field_name,
     )
     siblings.exclude(pk=image.pk).filter(selected=True).update(selected=False)
     if not image.selected:
         GeneratedImage.objects.filter(pk=image.pk).update(selected=True)
         image.selected = True
+
+
+def clear_selected(target: models.Model, field_name: str) -> int:
+    """Record that ``target.<field_name>`` shows no generated image (an upload replaced it)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    return GeneratedImage.objects.filter(
+        generation__content_type=ContentType.objects.get_for_model(target),
+        generation__object_id=str(target.pk),
+        generation__field_name=field_name,
+        selected=True,
+    ).update(selected=False)
 
 
 def _alt_text(generation: Generation, limit: int = 125) -> str:

@@ -1,18 +1,16 @@
-"""Admin for the demo models: a thumbnail column and each object's AI spend."""
-
-from decimal import Decimal
+"""Admin for the demo models: imagegen's mixin adds generation, candidates and AI spend."""
 
 from django.contrib import admin
 from django.db import models
 from django.utils.html import format_html
 
-import imagegen
+from imagegen.admin import ImageGenAdminMixin
 
 from .models import Article, Product, Story
 
 
-class DemoAdmin(admin.ModelAdmin):
-    """Show the object's image as a thumbnail and what its images cost."""
+class DemoAdmin(ImageGenAdminMixin, admin.ModelAdmin):
+    """Show the object's image as a thumbnail; the mixin adds the rest."""
 
     #: Name of the model's ``GeneratedImageField``.
     image_field = ""
@@ -27,17 +25,11 @@ class DemoAdmin(admin.ModelAdmin):
             file.url,
         )
 
-    @admin.display(description="AI spend")
-    def ai_spend(self, obj: models.Model) -> str:
-        # One query per row; a later release adds a mixin that annotates the whole page at once.
-        cost: Decimal = imagegen.cost_for(obj)
-        return f"${cost:.4f}"
-
 
 @admin.register(Article)
 class ArticleAdmin(DemoAdmin):
     image_field = "hero"
-    list_display = ["thumbnail", "title", "published", "ai_spend"]
+    list_display = ["thumbnail", "title", "published", "imagegen_spend"]
     list_display_links = ["thumbnail", "title"]
     prepopulated_fields = {"slug": ["title"]}
     search_fields = ["title", "summary"]
@@ -47,7 +39,7 @@ class ArticleAdmin(DemoAdmin):
 @admin.register(Product)
 class ProductAdmin(DemoAdmin):
     image_field = "photo"
-    list_display = ["thumbnail", "name", "price", "ai_spend"]
+    list_display = ["thumbnail", "name", "price", "imagegen_spend"]
     list_display_links = ["thumbnail", "name"]
     search_fields = ["name", "description"]
 
@@ -55,6 +47,6 @@ class ProductAdmin(DemoAdmin):
 @admin.register(Story)
 class StoryAdmin(DemoAdmin):
     image_field = "image"
-    list_display = ["thumbnail", "headline", "ai_spend"]
+    list_display = ["thumbnail", "headline", "imagegen_spend"]
     list_display_links = ["thumbnail", "headline"]
     search_fields = ["headline", "dek"]

@@ -1,0 +1,106 @@
+"""Following a queued bulk run: the progress page and its JSON status endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+
+from imagegen.models import FINISHED, Generation, Status
+from imagegen.money import format_cost
+from imagegen.views import can_generate, forbidden
+
+if TYPE_CHECKING:
+    from imagegen.admin.mixin import ImageGenAdminMixin
+
+#: Rows listed on the progress page; the counts cover the whole run.
+LISTED = 100
+
+
+def _rows(model_admin: ImageGenAdminMixin, batch: uuid.UUID) -> QuerySet:
+    ct = ContentType.objects.get_for_model(model_admin.model)
+    return Generation.objects.filter(batch=batch, content_type=ct)
+
+
+def summary(rows: QuerySet) -> dict[str, Any]:
+    """Return the counts per status of a run, how many are finished, and what it cost so far."""
+    counts = dict.fromkeys(Status.values, 0)
+    for row in rows.order_by().values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    total = sum(counts.values())
+    done = sum(n for status, n in counts.items() if status in FINISHED)
+    cost = rows.aggregate(total=Sum("cost"))["total"]
+    return {
+        "counts": counts,
+        "total": total,
+        "done": done,
+        "finished": total > 0 and done == total,
+        "cost": format_cost(cost or 0),
+    }
+
+
+def _listed(rows: QuerySet) -> list[dict[str, Any]]:
+    listed = []
+    for generation in rows.order_by("pk")[:LISTED]:
+        listed.append(
+            {
+                "id": generation.pk,
+                "object_id": generation.object_id,
+                "subject": generation.params.get("subject") or generation.prompt,
+                "status": generation.status,
+                "status_label": str(generation.get_status_display()),
+                "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
+                "cost": format_cost(generation.cost) if generation.cost is not None else "",
+            }
+        )
+    return listed
+
+
+def progress_view(
+    request: HttpRequest, model_admin: ImageGenAdminMixin, batch: uuid.UUID
+) -> HttpResponse:
+    """Show a queued bulk run as it progresses (the page polls :func:`status_view`)."""
+    if not can_generate(request, model_admin):
+        return forbidden()
+    opts = model_admin.model._meta
+    rows = _rows(model_admin, batch)
+    state = summary(rows)
+    name = f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_"
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Generating images"),
+        "subtitle": None,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "summary": state,
+        "count_rows": [(s, label, state["counts"][s]) for s, label in Status.choices],
+        "rows": _listed(rows),
+        "status_url": reverse(name + "imagegen_batch_status", args=[batch]),
+        "changelist_url": reverse(name + "changelist"),
+        "batch": batch,
+        "media": model_admin.media,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/imagegen/batch_progress.html", context)
+
+
+@csrf_protect
+@never_cache
+def status_view(
+    request: HttpRequest, model_admin: ImageGenAdminMixin, batch: uuid.UUID
+) -> JsonResponse:
+    """Return the counts and listed rows of a bulk run, as JSON."""
+    if request.method != "POST":
+        return JsonResponse({"error": _("Use POST.")}, status=405)
+    if not can_generate(request, model_admin):
+        return forbidden()
+    rows = _rows(model_admin, batch)
+    return JsonResponse({**summary(rows), "rows": _listed(rows)})

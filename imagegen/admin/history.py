@@ -1,0 +1,102 @@
+"""What the admin shows of past generations: JSON for the widget, rows for the history panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import formats
+from django.utils.timezone import localtime
+
+from imagegen.models import FINISHED, GeneratedImage, Generation, Status
+from imagegen.money import format_cost
+
+#: Generations listed in a field's history panel.
+HISTORY_LIMIT = 20
+#: Widest derived file used as a thumbnail in the admin (smaller ones load faster).
+THUMB_WIDTH = 480
+#: Derived file types a thumbnail may use.
+THUMB_TYPES = ("image/webp", "image/jpeg")
+
+
+def thumbnail_url(image: GeneratedImage) -> str:
+    """Return the URL of the smallest derived WebP or JPEG of ``image``, else of the original."""
+    smallest = None
+    for entry in image.derivatives or []:
+        if not isinstance(entry, dict) or entry.get("mime_type") not in THUMB_TYPES:
+            continue
+        width = entry.get("width")
+        if isinstance(width, int) and (smallest is None or width < smallest["width"]):
+            smallest = entry
+    if smallest is not None and isinstance(smallest.get("name"), str):
+        return image.file.storage.url(smallest["name"])
+    return image.file.url
+
+
+def image_json(image: GeneratedImage) -> dict[str, Any]:
+    return {
+        "id": image.pk,
+        "url": image.file.url,
+        "thumbnail": thumbnail_url(image),
+        "width": image.width,
+        "height": image.height,
+        "alt": image.alt_text,
+        "selected": image.selected,
+    }
+
+
+def generation_json(generation: Generation) -> dict[str, Any]:
+    """Return what the widget needs to show one generation (never keys or provider payloads)."""
+    finished = generation.status in FINISHED
+    images = list(generation.images.all()) if generation.status == Status.SUCCEEDED else []
+    return {
+        "id": generation.pk,
+        "status": generation.status,
+        "status_label": str(generation.get_status_display()),
+        "finished": finished,
+        "prompt": generation.params.get("subject") or generation.prompt,
+        "preset": generation.preset,
+        "provider": generation.provider,
+        "model": generation.model,
+        "cost": format_cost(generation.cost) if generation.cost is not None else "",
+        "estimated_cost": format_cost(generation.estimated_cost),
+        "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
+        "images": [image_json(image) for image in images],
+    }
+
+
+def field_history(obj: models.Model, field: str) -> dict[str, Any]:
+    """Return the history panel's context for ``obj.<field>``: recent rows and the totals."""
+    rows = (
+        Generation.objects.for_object(obj, field)
+        .select_related("created_by")
+        .prefetch_related("images")[:HISTORY_LIMIT]
+    )
+    current = getattr(obj, field).name or ""
+    entries = []
+    for generation in rows:
+        entries.append(
+            {
+                "generation": generation,
+                "subject": generation.params.get("subject") or generation.prompt,
+                "cost": format_cost(generation.cost) if generation.cost is not None else "—",
+                "when": formats.date_format(localtime(generation.created_at), "DATETIME_FORMAT"),
+                "images": [
+                    {
+                        "image": image,
+                        "thumbnail": thumbnail_url(image),
+                        "current": bool(current) and image.file.name == current,
+                    }
+                    for image in generation.images.all()
+                ],
+            }
+        )
+    everything = Generation.objects.for_object(obj, field)
+    total = everything.total_cost()
+    return {
+        "entries": entries,
+        "count": everything.count(),
+        "total": total,
+        "total_display": format_cost(total),
+        "field": field,
+    }
