@@ -75,23 +75,15 @@ def endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
     return csrf_protect(never_cache(wrapper))
 
 
-def _form(request: HttpRequest) -> GenerateForm | JsonResponse:
+def _requested(
+    request: HttpRequest, obj: models.Model, field: str, call: Callable[..., Any]
+) -> Any:
+    """Validate the posted request and pass it to ``call``; errors become a 400 response."""
     form = GenerateForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-    return form
-
-
-@endpoint
-def estimate_view(
-    request: HttpRequest, model_admin: Any, obj: models.Model, field: str
-) -> JsonResponse:
-    """Return what the requested generation would cost, without calling anything."""
-    form = _form(request)
-    if isinstance(form, JsonResponse):
-        return form
     try:
-        amount = services.estimate(
+        return call(
             prompt=form.cleaned_data["prompt"] or None,
             target=obj,
             field=field,
@@ -99,6 +91,16 @@ def estimate_view(
         )
     except (ImagegenError, ValidationError) as err:
         return JsonResponse({"error": str(err)}, status=400)
+
+
+@endpoint
+def estimate_view(
+    request: HttpRequest, model_admin: Any, obj: models.Model, field: str
+) -> JsonResponse:
+    """Return what the requested generation would cost, without calling anything."""
+    amount = _requested(request, obj, field, services.estimate)
+    if isinstance(amount, JsonResponse):
+        return amount
     return JsonResponse({"estimate": str(amount), "display": format_cost(amount)})
 
 
@@ -107,20 +109,11 @@ def generate_view(
     request: HttpRequest, model_admin: Any, obj: models.Model, field: str
 ) -> JsonResponse:
     """Generate candidates for the field; they are attached only when the editor saves one."""
-    form = _form(request)
-    if isinstance(form, JsonResponse):
-        return form
-    try:
-        generation = services.generate(
-            prompt=form.cleaned_data["prompt"] or None,
-            target=obj,
-            field=field,
-            user=request.user,
-            attach=False,
-            **form.generate_kwargs(),
-        )
-    except ImagegenError as err:
-        return JsonResponse({"error": str(err)}, status=400)
+    generation = _requested(
+        request, obj, field, functools.partial(services.generate, user=request.user, attach=False)
+    )
+    if isinstance(generation, JsonResponse):
+        return generation
     return JsonResponse({"generation": generation_json(generation)}, status=201)
 
 

@@ -34,6 +34,8 @@ SCRIPT_STRINGS = {
     "picked": _("Image %(number)s will be set when you save."),
     "reverted": _("This earlier image will be set when you save."),
     "keep": _("Keep the current image"),
+    "keep_empty": _("Leave the field empty"),
+    "gone": _("This generation no longer exists."),
     "regenerate": _("Regenerate"),
     "cost": _("Cost: %(cost)s"),
 }

@@ -6,7 +6,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import CharField, Count, QuerySet, Sum
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -25,9 +26,13 @@ if TYPE_CHECKING:
 LISTED = 100
 
 
-def _rows(model_admin: ImageGenAdminMixin, batch: uuid.UUID) -> QuerySet:
+def _rows(model_admin: ImageGenAdminMixin, request: HttpRequest, batch: uuid.UUID) -> QuerySet:
     ct = ContentType.objects.get_for_model(model_admin.model)
-    return Generation.objects.filter(batch=batch, content_type=ct)
+    # Only the objects this admin shows the user: get_queryset() may restrict them (per site,
+    # per owner), and the run's prompts and costs must not leak past that.
+    visible = model_admin.get_queryset(request).order_by()
+    visible = visible.annotate(imagegen_key=Cast("pk", CharField())).values("imagegen_key")
+    return Generation.objects.filter(batch=batch, content_type=ct, object_id__in=visible)
 
 
 def summary(rows: QuerySet) -> dict[str, Any]:
@@ -47,13 +52,20 @@ def summary(rows: QuerySet) -> dict[str, Any]:
     }
 
 
-def _listed(rows: QuerySet) -> list[dict[str, Any]]:
+def _listed(rows: QuerySet, model: Any = None) -> list[dict[str, Any]]:
+    """Return the first rows of a run; with ``model``, each with its object's name too."""
     listed = []
-    for generation in rows.order_by("pk")[:LISTED]:
+    generations = list(rows.order_by("pk")[:LISTED])
+    names: dict[str, str] = {}
+    if model is not None:  # the page shows names; the status polls need only the states
+        found = model._default_manager.filter(pk__in={g.object_id for g in generations})
+        names = {str(obj.pk): str(obj) for obj in found}
+    for generation in generations:
         listed.append(
             {
                 "id": generation.pk,
                 "object_id": generation.object_id,
+                "object": names.get(generation.object_id, generation.object_id),
                 "subject": generation.params.get("subject") or generation.prompt,
                 "status": generation.status,
                 "status_label": str(generation.get_status_display()),
@@ -71,7 +83,7 @@ def progress_view(
     if not can_generate(request, model_admin):
         return forbidden()
     opts = model_admin.model._meta
-    rows = _rows(model_admin, batch)
+    rows = _rows(model_admin, request, batch)
     state = summary(rows)
     name = f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_"
     context = {
@@ -82,7 +94,7 @@ def progress_view(
         "app_label": opts.app_label,
         "summary": state,
         "count_rows": [(s, label, state["counts"][s]) for s, label in Status.choices],
-        "rows": _listed(rows),
+        "rows": _listed(rows, model_admin.model),
         "status_url": reverse(name + "imagegen_batch_status", args=[batch]),
         "changelist_url": reverse(name + "changelist"),
         "batch": batch,
@@ -102,5 +114,5 @@ def status_view(
         return JsonResponse({"error": _("Use POST.")}, status=405)
     if not can_generate(request, model_admin):
         return forbidden()
-    rows = _rows(model_admin, batch)
+    rows = _rows(model_admin, request, batch)
     return JsonResponse({**summary(rows), "rows": _listed(rows)})

@@ -58,15 +58,25 @@ def generate_images_action(
     opts = model_admin.model._meta
     total = queryset.count()
     shown = list(queryset[:EDITABLE_ROWS])
-    data = request.POST if "imagegen_form" in request.POST else None
+    data, switched = None, False
+    if "imagegen_form" in request.POST:
+        data = request.POST.copy()
+        # The prompts on the page were made for the field they were rendered for; when the
+        # editor picks another field they are that field's defaults, not edits.
+        switched = data.get("imagegen_prompts_for") != data.get("field")
+        if switched:
+            for obj in shown:
+                data.pop(BulkGenerateForm.prompt_name(obj), None)
     form = BulkGenerateForm(data, model=model_admin.model, objects=shown)
     form.fields["count"].label = _("Images per object")
     valid = form.is_valid() if data is not None else False
     settings = _settings(form, valid)
     defaults = {str(obj.pk): _default_prompt(obj, settings["field"]) for obj in shown}
-    if not valid:
-        for obj in shown:
+    for obj in shown:
+        if data is None:
             form.fields[form.prompt_name(obj)].initial = defaults[str(obj.pk)]
+        elif switched:
+            data[form.prompt_name(obj)] = defaults[str(obj.pk)]
     edited = form.edited_prompts(defaults) if valid else {}
 
     if valid and request.POST.get("imagegen_step") == "generate":
@@ -87,6 +97,7 @@ def generate_images_action(
         "total": total,
         "hidden_count": total - len(shown),
         "estimate": format_cost(estimate),
+        "prompts_for": settings["field"],
         "queryset": queryset,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "select_across": request.POST.get("select_across", "0"),

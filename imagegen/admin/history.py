@@ -85,7 +85,9 @@ def field_history(obj: models.Model, field: str) -> dict[str, Any]:
                     {
                         "image": image,
                         "thumbnail": thumbnail_url(image),
-                        "current": bool(current) and image.file.name == current,
+                        # Content-addressed files are shared by identical images, so the
+                        # name alone would mark every copy; the selected flag picks one.
+                        "current": image.selected and image.file.name == current,
                     }
                     for image in generation.images.all()
                 ],

@@ -57,7 +57,7 @@ class ImageGenAdminMixin:
 
     # --- the changelist: action and spend column ---------------------------------------------
 
-    @admin.action(description=_("Generate images…"))
+    @admin.action(description=_("Generate images…"), permissions=["generate_image"])
     def generate_images(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
         if not self.has_generate_image_permission(request):
             raise PermissionDenied

@@ -43,6 +43,7 @@ def confirm(client, articles, step: str, **data):
         "action": "generate_images",
         "select_across": "0",
         "imagegen_form": "1",
+        "imagegen_prompts_for": "hero",
         "field": "hero",
         "preset": "hero",
         "provider": "",
@@ -399,6 +400,7 @@ def test_the_action_on_products_fills_their_generated_field(admin_client, locmem
             "_selected_action": [str(teapot.pk)],
             "index": "0",
             "imagegen_form": "1",
+            "imagegen_prompts_for": "photo",
             "field": "photo",
             "preset": "product",
             "provider": "paid",
@@ -439,4 +441,12 @@ def test_the_action_refuses_a_field_that_is_not_a_generated_image_field(admin_cl
     assert page.status_code == 200
     assert "admin/imagegen/generate_images.html" in [t.name for t in page.templates]
     assert page.context["form"].errors["field"]
+    assert Generation.objects.count() == 0 and locmem == []
+
+
+def test_the_first_post_never_generates(admin_client, locmem, articles):
+    page = act(admin_client, [a.pk for a in articles], imagegen_step="generate", provider="paid")
+
+    assert page.status_code == 200
+    assert "Estimated total: $0.12" in text_of(page)
     assert Generation.objects.count() == 0 and locmem == []

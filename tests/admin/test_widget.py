@@ -241,8 +241,9 @@ def other_fields_image(locmem, article) -> GeneratedImage:
         pytest.param(lambda locmem, article: "999999", id="missing"),
         pytest.param(lambda locmem, article: "garbage", id="garbage"),
         pytest.param(lambda locmem, article: "-1", id="negative"),
-        # str.isdigit() accepts these, int() does not: the save must not crash.
+        # str.isdigit() accepts "²" but int() refuses it; the save must not crash.
         pytest.param(lambda locmem, article: "²", id="superscript-digit"),
+        # Larger than any primary key the database can hold.
         pytest.param(lambda locmem, article: "99999999999999999999999", id="too-large"),
     ],
 )

@@ -55,6 +55,9 @@
           const state = await response.json();
           render(state);
           if (state.finished) { return; }
+        } else if (response.status >= 400 && response.status < 500) {
+          // Logged out or no longer allowed: asking again will not help (reloading shows why).
+          return;
         }
       } catch (err) {
         // A dropped poll is retried on the next tick.

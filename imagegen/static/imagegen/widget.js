@@ -181,7 +181,8 @@
       const data = new FormData();
       data.append('ids', String(generation.id));
       const body = await this.post(this.root.dataset.statusUrl, data);
-      generation = body.generations[0] || generation;
+      if (!body.generations.length) { throw new Error(this.strings.gone); }
+      generation = body.generations[0];
     }
     if (generation.status === 'succeeded') {
       this.showCandidates(generation);
@@ -195,7 +196,10 @@
 
   Widget.prototype.showCandidates = function (generation) {
     const name = this.root.id + '-candidate';
-    const options = [{ id: '', label: this.strings.keep }].concat(
+    const current = this.root.querySelector('img.imagegen-current');
+    // "Keep the current image" makes no sense on an empty field (keep_empty, when translated).
+    const keep = current ? this.strings.keep : (this.strings.keep_empty || this.strings.keep);
+    const options = [{ id: '', label: keep }].concat(
       generation.images.map(function (image, index) {
         return { id: String(image.id), image: image, number: index + 1 };
       }));
@@ -225,7 +229,6 @@
         radio.setAttribute('aria-labelledby', caption.id);
         label.append(radio, img, caption);
       } else {
-        const current = this.root.querySelector('img.imagegen-current');
         if (current) {
           // The field's image, for comparison; the caption says what it is.
           const img = document.createElement('img');
