@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import model_ngettext
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -95,6 +96,7 @@ def generate_images_action(
         "form": form,
         "rows": [(row, form.prompt_field(row.obj)) for row in rows],
         "total": total,
+        "objects_name": model_ngettext(opts, total),
         "hidden_count": total - len(shown),
         "estimate": format_cost(estimate),
         "prompts_for": settings["field"],
