@@ -63,8 +63,15 @@ class ImageGenAdminMixin:
             raise PermissionDenied
         return generate_images_action(self, request, queryset)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions are shown (the changelist or, new, the change
+        # form); 5.2 passes nothing. The action belongs to the changelist only.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)
+            if getattr(action_location, "name", "") != "CHANGE_LIST":
+                return actions
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
         if generated_fields(self.model) and self.has_generate_image_permission(request):
