@@ -9,22 +9,60 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def setup(**imagegen) -> str:
-    """Configure settings, migrate a fresh database and return the temporary directory."""
+def setup(*, admin_urlconf: str | None = None, **imagegen) -> str:
+    """Configure settings, migrate a fresh database and return the temporary directory.
+
+    With ``admin_urlconf`` (a module name), the project also gets what the admin needs to serve
+    pages through the test client: the admin, sessions, messages and static files apps, their
+    middleware and context processors, and that module as ``ROOT_URLCONF``.
+    """
     sys.path.insert(0, ROOT)
     import django
     from django.conf import settings
 
     workdir = tempfile.mkdtemp(prefix="imagegen-bench-")
+    apps = ["django.contrib.auth", "django.contrib.contenttypes", "imagegen", "tests.testapp"]
+    templates: dict = {"BACKEND": "django.template.backends.django.DjangoTemplates"}
+    storages: dict = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    extra: dict = {}
+    if admin_urlconf is not None:
+        apps = [
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "imagegen",
+            "tests.testapp",
+        ]
+        templates["APP_DIRS"] = True
+        templates["OPTIONS"] = {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        }
+        storages["staticfiles"] = {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        }
+        extra = {
+            "ROOT_URLCONF": admin_urlconf,
+            "ALLOWED_HOSTS": ["*"],
+            "STATIC_URL": "/static/",
+            "MIDDLEWARE": [
+                "django.contrib.sessions.middleware.SessionMiddleware",
+                "django.middleware.common.CommonMiddleware",
+                "django.middleware.csrf.CsrfViewMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+                "django.contrib.messages.middleware.MessageMiddleware",
+            ],
+        }
     settings.configure(
         SECRET_KEY="bench",
         USE_TZ=True,
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "imagegen",
-            "tests.testapp",
-        ],
+        INSTALLED_APPS=apps,
         DATABASES={
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
@@ -32,10 +70,11 @@ def setup(**imagegen) -> str:
             }
         },
         MEDIA_ROOT=os.path.join(workdir, "media"),
-        STORAGES={"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}},
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
+        STORAGES=storages,
+        TEMPLATES=[templates],
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         IMAGEGEN=imagegen,
+        **extra,
     )
     django.setup()
     from django.core.management import call_command

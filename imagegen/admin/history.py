@@ -62,7 +62,16 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "estimated_cost": format_cost(generation.estimated_cost),
         "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
         "images": [image_json(image) for image in images],
+        # A failed row may have handed the request on to the preset's next provider; the
+        # widget follows that row instead of reporting the failure.
+        "fallback": _fallback_id(generation),
     }
+
+
+def _fallback_id(generation: Generation) -> int | None:
+    if generation.status != Status.FAILED:
+        return None
+    return generation.fallbacks.order_by("-pk").values_list("pk", flat=True).first()
 
 
 def field_history(obj: models.Model, field: str) -> dict[str, Any]:

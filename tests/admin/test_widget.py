@@ -361,6 +361,19 @@ def test_with_a_queued_runner_the_widget_polls_until_the_candidates_are_ready(
         assert f'data-image="{image["id"]}"' in history.json()["html"]
 
 
+def test_a_failed_generation_points_the_widget_to_its_fallback(admin_client, locmem, article):
+    failed = ledger_row(article, cost=None, status=Status.FAILED, error_message="Outage.")
+    fallback = ledger_row(article, status=Status.QUEUED, cost=None, fallback_of=failed)
+    ok = ledger_row(article)
+    status_url = f"/admin/testapp/article/{article.pk}/imagegen/hero/status/"
+
+    polled = admin_client.post(status_url, {"ids": f"{failed.pk},{ok.pk}"}).json()["generations"]
+
+    by_id = {row["id"]: row for row in polled}
+    assert by_id[failed.pk]["fallback"] == fallback.pk
+    assert by_id[ok.pk]["fallback"] is None
+
+
 def test_only_generated_image_fields_get_the_widget(admin_client, locmem):
     from tests.testapp.models import Product
 

@@ -174,7 +174,11 @@
 
   Widget.prototype.follow = async function (generation) {
     let delay = POLL_FIRST;
-    while (!generation.finished) {
+    while (!generation.finished || generation.fallback) {
+      if (generation.finished) {
+        // It failed over to the preset's next provider: follow that generation instead.
+        generation = { id: generation.fallback, status: 'queued', finished: false };
+      }
       this.say(this.strings[generation.status] || this.strings.generating);
       await sleep(delay);
       delay = Math.min(delay * 1.5, POLL_MAX);
