@@ -7,9 +7,10 @@ image, per megapixel, per token or per credit; one rule class each.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from imagegen.types import ImageRequest
@@ -94,6 +95,137 @@ class PerMegapixel(PriceRule):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MegapixelTiers(PriceRule):
+    """Dollars per billed megapixel of each output and source image, with optional price tiers.
+
+    An image is billed as its pixels over ``megapixel``, rounded up to whole megapixels when
+    ``round_up`` is set (else the exact fraction), at least ``minimum`` and, for a source image,
+    at most ``max_input``. The first megapixel of each output may cost ``first``; a request with
+    source images is an edit, whose output megapixels cost ``edit_price`` where one is set. An
+    output's pixels are ``output_pixels(request)`` when the provider bills a size tier rather
+    than the size asked, else width x height; a source image's are read from its header (1 if
+    unreadable). :meth:`actual` prefers the billed totals of the usage (:meth:`usage`).
+    """
+
+    kind = "megapixel_tiers"
+    #: Dollars per output megapixel (each one after the first, when ``first`` is set).
+    price: Decimal
+    #: Dollars for the first output megapixel of each image; None: ``price``.
+    first: Decimal | None = None
+    #: Dollars per output megapixel, first included, of an edit; None: priced as a generation.
+    edit_price: Decimal | None = None
+    #: Dollars per billed megapixel of each source image.
+    input_price: Decimal = Decimal(0)
+    #: Pixels in one billed megapixel.
+    megapixel: int = 1024 * 1024
+    #: Round each image up to whole megapixels; False bills the exact fraction.
+    round_up: bool = True
+    #: Fewest megapixels one image, output or source, is billed as.
+    minimum: Decimal = Decimal(1)
+    #: Most megapixels one source image is billed as; None: no limit.
+    max_input: Decimal | None = None
+    #: Pixels of one output image of a request; None: ``request.width * request.height``.
+    output_pixels: Callable[[ImageRequest], int] | None = None
+    #: The provider lists these prices as "from" (starting) prices; :meth:`describe` says so.
+    from_prices: bool = False
+
+    def billed(self, pixels: int, most: Decimal | None = None) -> Decimal:
+        """Return the megapixels one image of ``pixels`` pixels is billed as."""
+        mp = Decimal(pixels) / Decimal(self.megapixel)
+        if self.round_up:
+            mp = mp.to_integral_value(rounding=ROUND_CEILING)
+        mp = max(mp, Decimal(self.minimum))
+        return mp if most is None else min(mp, Decimal(most))
+
+    def output_megapixels(self, request: ImageRequest) -> Decimal:
+        """Return the megapixels one output image of ``request`` is billed as."""
+        if self.output_pixels is not None:
+            return self.billed(self.output_pixels(request))
+        return self.billed(request.width * request.height)
+
+    def input_megapixels(self, request: ImageRequest) -> Decimal:
+        """Return the megapixels the source images of ``request`` are billed as, in all."""
+        most = self.max_input
+        return sum((self.billed(_pixels(c), most) for c in request.source_images), Decimal(0))
+
+    def cost(
+        self,
+        output_mp: Decimal | int,
+        images: int,
+        input_mp: Decimal | int = 0,
+        *,
+        edit: bool = False,
+    ) -> Decimal:
+        """Return the cost of ``images`` same-sized outputs billed as ``output_mp`` megapixels in
+        all, plus ``input_mp`` megapixels of source images; ``edit`` prices an edit."""
+        further = Decimal(self.price)
+        first = further if self.first is None else Decimal(self.first)
+        if edit and self.edit_price is not None:
+            first = further = Decimal(self.edit_price)
+        output_mp = Decimal(output_mp)
+        # The first megapixel of each image, or all of an image below one megapixel.
+        first_mp = min(output_mp, Decimal(images))
+        output = first * first_mp + further * (output_mp - first_mp)
+        return money(output + Decimal(self.input_price) * Decimal(input_mp))
+
+    def estimate(self, request: ImageRequest) -> Decimal:
+        input_mp = self.input_megapixels(request) if self.input_price else Decimal(0)
+        output_mp = self.output_megapixels(request) * request.count
+        return self.cost(output_mp, request.count, input_mp, edit=bool(request.source_images))
+
+    def actual(self, request: ImageRequest, usage: Mapping[str, Any], images: int) -> Decimal:
+        output_mp, input_mp = usage.get("output_megapixels"), usage.get("input_megapixels")
+        if output_mp is None:
+            output_mp = self.output_megapixels(request) * images
+        if input_mp is None:
+            input_mp = self.input_megapixels(request) if self.input_price else Decimal(0)
+        return self.cost(
+            Decimal(str(output_mp)),
+            images,
+            Decimal(str(input_mp)),
+            edit=bool(request.source_images),
+        )
+
+    def usage(self, request: ImageRequest, images: int) -> dict[str, int | float]:
+        """Return the billed totals of a call that made ``images`` outputs, as :meth:`actual`
+        reads them: ``output_megapixels`` and ``input_megapixels``, JSON numbers."""
+        return {
+            "output_megapixels": _number(self.output_megapixels(request) * images),
+            "input_megapixels": _number(self.input_megapixels(request)),
+        }
+
+    def describe(self) -> str:
+        start = "from " if self.from_prices else ""
+        price = Decimal(self.price)
+        first = price if self.first is None else Decimal(self.first)
+        if first == price:
+            text = f"{start}${price:f} per megapixel"
+        else:
+            text = f"{start}${first:f} for the first megapixel, ${price:f} for each further one"
+        if self.edit_price is not None:
+            text += f" (edits {start}${Decimal(self.edit_price):f})"
+        if self.input_price:
+            text += f", ${Decimal(self.input_price):f} per input megapixel"
+        return text
+
+
+def _pixels(content: bytes) -> int:
+    """Return the pixel count of an encoded image from its header; 1 if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an unreadable size is billed as the minimum
+        return 1
+    return width * height
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PerCredit(PriceRule):
     """A number of provider credits per image, each worth ``credit_price`` dollars."""
 
@@ -160,6 +292,7 @@ class PerToken(PriceRule):
         )
 
 
+#: The rules ``IMAGEGEN["PRICES"]`` can name. :class:`MegapixelTiers` is for catalog entries only.
 RULES: dict[str, type[PriceRule]] = {
     cls.kind: cls for cls in (PriceRule, PerImage, PerMegapixel, PerCredit, PerToken)
 }

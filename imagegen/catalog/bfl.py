@@ -10,12 +10,10 @@ response's ``cost`` field, so these prices feed estimates and answers without a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from imagegen.catalog import Capabilities, ModelInfo, register
-from imagegen.pricing import PerImage, PerMegapixel, money
-from imagegen.types import ImageRequest
+from imagegen.pricing import MegapixelTiers, PerImage
 
 #: §6.1: 1 credit = $0.01.
 CREDIT_PRICE = Decimal("0.01")
@@ -69,39 +67,6 @@ def upsampling_field(model: str) -> str:
 FLUX_MEGAPIXEL = 1024 * 1024
 
 
-@dataclass(frozen=True, kw_only=True)
-class FluxMegapixel(PerMegapixel):
-    """FLUX.2's price: dollars per output megapixel, the first megapixel charged in full.
-
-    §6.4 gives "from" prices per megapixel; an image under 1 MP costs the 1 MP price, a larger
-    one scales with its exact size in :data:`FLUX_MEGAPIXEL` units. Edits (input images) cost
-    ``edit_price`` instead where BFL lists one (FLUX.2 [pro]: from $0.045).
-    """
-
-    round_up: bool = False
-    edit_price: Decimal | None = None
-
-    def _megapixels(self, request: ImageRequest) -> Decimal:
-        return max(Decimal(request.width * request.height) / FLUX_MEGAPIXEL, Decimal(1))
-
-    def unit_price(self, request: ImageRequest) -> Decimal:
-        if request.source_images and self.edit_price is not None:
-            return Decimal(self.edit_price)
-        return Decimal(self.price)
-
-    def estimate(self, request: ImageRequest) -> Decimal:
-        return money(self.unit_price(request) * self._megapixels(request) * request.count)
-
-    def actual(self, request: ImageRequest, usage, images: int) -> Decimal:
-        return money(self.unit_price(request) * self._megapixels(request) * images)
-
-    def describe(self) -> str:
-        text = f"from ${Decimal(self.price):f} per megapixel"
-        if self.edit_price is not None:
-            text += f" (edits from ${Decimal(self.edit_price):f})"
-        return text
-
-
 _COMMON = {"max_count": 1, "seed": True, "negative_prompt": False, "mask": False}
 # §6.2: jpeg (BFL's default) or png; webp is [UNCERTAIN], so a webp request is sent as jpeg.
 _FORMATS = ("jpeg", "png")
@@ -128,8 +93,25 @@ KONTEXT_CAPS = Capabilities(
 )
 
 
+def flux2_price(price: str, edit: str | None = None) -> MegapixelTiers:
+    """Return FLUX.2's price: ``price`` dollars per output megapixel, the first one charged in full.
+
+    §6.4 gives "from" prices per megapixel; an image under 1 MP costs the 1 MP price, a larger
+    one scales with its exact size in :data:`FLUX_MEGAPIXEL` units (no rounding). Edits (input
+    images) cost ``edit`` per megapixel instead where BFL lists one (FLUX.2 [pro]: from $0.045);
+    input megapixels are not charged apart.
+    """
+    return MegapixelTiers(
+        price=Decimal(price),
+        edit_price=Decimal(edit) if edit else None,
+        megapixel=FLUX_MEGAPIXEL,
+        round_up=False,
+        from_prices=True,
+    )
+
+
 def _flux2(model_id: str, label: str, price: str, edit: str | None = None, **kw) -> ModelInfo:
-    rule = FluxMegapixel(price=Decimal(price), edit_price=Decimal(edit) if edit else None)
+    rule = flux2_price(price, edit)
     return ModelInfo(
         provider="bfl", id=model_id, label=label, capabilities=FLUX2_CAPS, price=rule, **kw
     )

@@ -13,15 +13,12 @@ the price rules below.
 from __future__ import annotations
 
 import datetime
-import io
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from imagegen.catalog import Capabilities, ModelInfo, register
-from imagegen.pricing import PerImage, PriceRule, money
+from imagegen.pricing import MegapixelTiers, PerImage, PriceRule
 from imagegen.types import ImageRequest
 
 #: §3.5 flux-2-pro: the ``resolution`` values imagegen sends ("match_input_image" is not used).
@@ -117,8 +114,8 @@ def nearest_resolution(width: int, height: int) -> str:
     return min(RESOLUTIONS, key=lambda r: abs(math.log(float(resolution_megapixels(r)) / wanted)))
 
 
-def output_megapixels(request: ImageRequest) -> int:
-    """Return the whole megapixels one output image of ``request`` is billed as (at least 1).
+def output_pixels(request: ImageRequest) -> int:
+    """Return the pixels one output image of ``request`` is billed for.
 
     A custom size in ``extra`` (``aspect_ratio="custom"`` with ``width`` and ``height``) counts
     as asked; otherwise the resolution tier the provider sends (``ImageRequest.quality``, set by
@@ -127,84 +124,27 @@ def output_megapixels(request: ImageRequest) -> int:
     extra = request.extra or {}
     width, height = extra.get("width"), extra.get("height")
     if extra.get("aspect_ratio") == "custom" and isinstance(width, int) and isinstance(height, int):
-        return max(1, math.ceil(width * height / MEGAPIXEL))
+        return width * height
     if request.quality in RESOLUTIONS:
-        return max(1, math.ceil(resolution_megapixels(request.quality)))
-    return 1
+        return int(resolution_megapixels(request.quality) * MEGAPIXEL)
+    return MEGAPIXEL
 
 
-def input_megapixels(images: Iterable[bytes]) -> int:
-    """Return the whole megapixels ``images`` are billed as: each rounded up, 1 to 4 MP.
+def flux2_price(rate: str) -> MegapixelTiers:
+    """Return a FLUX.2 price: ``rate`` dollars per megapixel of output and of input images.
 
-    Only the image header is read. An image whose size cannot be read counts as 1 MP.
+    Each image is rounded up to whole megapixels of :data:`MEGAPIXEL` pixels, at least one; an
+    output counts as :func:`output_pixels`, an input image as its size, at most
+    :data:`MAX_BILLED_INPUT_MEGAPIXELS`. The provider records the billed totals in the usage
+    (``MegapixelTiers.usage``), which the actual cost is computed from.
     """
-    from PIL import Image
-
-    total = 0
-    for content in images:
-        try:
-            with Image.open(io.BytesIO(content)) as image:
-                width, height = image.size
-        except Exception:  # noqa: BLE001 - an unreadable size is billed as the minimum
-            width = height = 1
-        billed = math.ceil(width * height / MEGAPIXEL)
-        total += min(MAX_BILLED_INPUT_MEGAPIXELS, max(1, billed))
-    return total
-
-
-def sent_megapixels(request: ImageRequest) -> int:
-    """Return the billed megapixels of the source images ``request`` sends (edits only)."""
-    return input_megapixels(request.source_images) if request.operation == "edit" else 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class PerMegapixelTiers(PriceRule):
-    """A price per billed megapixel of output, the first one possibly dearer, plus input images.
-
-    Each image is rounded up to whole megapixels of 1024x1024 pixels (at least one): see
-    :func:`output_megapixels` and :func:`input_megapixels`. :meth:`actual` reads the billed
-    totals the provider put into the usage (``output_megapixels`` over all output images,
-    ``input_megapixels``).
-    """
-
-    kind = "per_megapixel_tiers"
-    #: Dollars for the first output megapixel of each image.
-    first: Decimal
-    #: Dollars for each further output megapixel.
-    additional: Decimal
-    #: Dollars per megapixel of input (reference) images.
-    input: Decimal = Decimal(0)
-
-    def cost(self, output_mp: int, images: int, input_mp: int) -> Decimal:
-        """Return the cost of ``images`` outputs of ``output_mp`` billed megapixels in all, plus
-        ``input_mp`` megapixels of input images."""
-        first = Decimal(self.first) * images
-        further = Decimal(self.additional) * max(0, output_mp - images)
-        return money(first + further + Decimal(self.input) * input_mp)
-
-    def estimate(self, request: ImageRequest) -> Decimal:
-        output_mp = output_megapixels(request) * request.count
-        return self.cost(output_mp, request.count, sent_megapixels(request))
-
-    def actual(self, request: ImageRequest, usage: Mapping[str, Any], images: int) -> Decimal:
-        output_mp = usage.get("output_megapixels")
-        input_mp = usage.get("input_megapixels")
-        return self.cost(
-            int(output_mp) if output_mp is not None else output_megapixels(request) * images,
-            images,
-            int(input_mp) if input_mp is not None else sent_megapixels(request),
-        )
-
-    def describe(self) -> str:
-        first, more = Decimal(self.first), Decimal(self.additional)
-        text = (
-            f"${first:f} per megapixel"
-            if first == more
-            else f"${first:f} for the first megapixel, ${more:f} for each further one"
-        )
-        if self.input:
-            text += f", ${Decimal(self.input):f} per input megapixel"
-        return text
+    return MegapixelTiers(
+        price=Decimal(rate),
+        input_price=Decimal(rate),
+        megapixel=MEGAPIXEL,
+        max_input=Decimal(MAX_BILLED_INPUT_MEGAPIXELS),
+        output_pixels=output_pixels,
+    )
 
 
 # The catalog -------------------------------------------------------------------------------------
@@ -243,9 +183,7 @@ _FLUX2 = datetime.date(2025, 11, 25)
 # of Replicate's page quote $0.015 per megapixel for each (1024x1024, rounded up per image).
 # flux-2-flex and flux-2-dev have no Replicate price in the reference: BFL's FLUX.2 [flex] rate
 # (§8, $0.05/MP) and a third-party FLUX.2 [dev] rate ($0.012/MP) are used as estimates.
-FLUX2_PRO_PRICE = PerMegapixelTiers(
-    first=Decimal("0.015"), additional=Decimal("0.015"), input=Decimal("0.015")
-)
+FLUX2_PRO_PRICE = flux2_price("0.015")
 register(
     _model(
         "flux-schnell",
@@ -299,7 +237,7 @@ register(
         "flux-2-flex",
         "FLUX.2 [flex]",
         _caps(_PRO_RATIOS, edit=True),
-        PerMegapixelTiers(first=Decimal("0.05"), additional=Decimal("0.05"), input=Decimal("0.05")),
+        flux2_price("0.05"),
         released=_FLUX2,
         notes="Up to 10 source images. Price is an estimate [UNCERTAIN].",
     ),
@@ -307,9 +245,7 @@ register(
         "flux-2-dev",
         "FLUX.2 [dev]",
         _caps(_PRO_RATIOS, edit=True),
-        PerMegapixelTiers(
-            first=Decimal("0.012"), additional=Decimal("0.012"), input=Decimal("0.012")
-        ),
+        flux2_price("0.012"),
         released=_FLUX2,
         notes="Up to 4 source images; about 1 MP output. Price is an estimate [UNCERTAIN].",
     ),

@@ -43,6 +43,7 @@ from imagegen.exceptions import (
     ProviderError,
     UnsupportedRequest,
 )
+from imagegen.pricing import MegapixelTiers
 from imagegen.providers.errors import ApiError, sentence
 from imagegen.providers.http import HttpProvider, Secret, image_mime
 from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
@@ -431,9 +432,9 @@ class ReplicateProvider(HttpProvider):
         seconds = metrics.get("predict_time") if isinstance(metrics, dict) else None
         if isinstance(seconds, int | float) and not isinstance(seconds, bool):
             usage["predict_time"] = seconds
-        if isinstance(self.model_info(request.model).price, models.PerMegapixelTiers):
-            usage["output_megapixels"] = models.output_megapixels(request) * outputs
-            usage["input_megapixels"] = models.sent_megapixels(request)
+        price = self.model_info(request.model).price
+        if isinstance(price, MegapixelTiers):
+            usage.update(price.usage(request, outputs))
         return usage
 
     def failure(self, job_id: str, error: Any) -> ProviderError:

@@ -1,14 +1,13 @@
 """Tests for the Black Forest Labs provider at the wire level (provider-apis.md §6), mocked HTTP.
 
-The API runs on a :class:`MockAPI`, result downloads on another with DNS answered by a fake
-resolver, and polling on a :class:`ManualClock`, so nothing sleeps or reaches the network.
+Built by a :class:`~tests.providers.support.PollingHarness`: result downloads come from a
+second :class:`MockAPI` and polling runs on a manual clock.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -30,29 +29,18 @@ from imagegen.exceptions import (
     RateLimited,
     UnsupportedRequest,
 )
-from imagegen.models import Generation, Status
-from imagegen.providers import providers
 from imagegen.providers.bfl import BFLProvider
-from imagegen.providers.polling import ManualClock
-from imagegen.runners import BaseRunner
-from imagegen.services import run_generation
-from imagegen.testing import fake_provider_settings
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files, png_bytes
-from tests.providers.conftest import MockAPI, load_fixture
+from tests.providers.conftest import MockAPI
+from tests.providers.support import PROMPT, FakeJobAPI, PollingHarness, body_of, wire
 
 KEY = "bfl-test-key-SECRET-0123456789abcdef"
-PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 BASE = "https://api.bfl.ai/v1"
-BACKEND = "imagegen.providers.bfl.BFLProvider"
-PUBLIC = "93.184.215.14"
 JPEG = png_bytes(fmt="JPEG")
 PNG = png_bytes()
-
-
-def fixture(name: str) -> Any:
-    return load_fixture("bfl", name)
-
+BFL = PollingHarness(BFLProvider, "bfl", key=KEY)
+fixture, make, run = BFL.fixture, BFL.make, BFL.run
 
 SUBMIT = fixture("submit_flux2.json")
 TASK, POLL = SUBMIT["id"], SUBMIT["polling_url"]
@@ -62,31 +50,8 @@ TASK1, POLL1 = SUBMIT1["id"], SUBMIT1["polling_url"]
 JOB1 = f"{TASK1}|{POLL1}"
 
 
-def wire(provider: BFLProvider, cdn: MockAPI, resolver: Any = None) -> BFLProvider:
-    """Give ``provider`` a manual clock and downloads served by ``cdn`` on a public address."""
-    provider.clock = ManualClock()
-    provider.downloader.transport = cdn.transport
-    provider.downloader.resolver = resolver or (lambda host, port: [PUBLIC])
-    return provider
-
-
-def make(api: MockAPI, cdn: MockAPI | None = None, **options: Any) -> BFLProvider:
-    options.setdefault("api_key", KEY)
-    provider = BFLProvider(alias="bfl", transport=api.transport, **options)
-    return wire(provider, cdn if cdn is not None else MockAPI())
-
-
-def run(provider: BFLProvider, context: CallContext | None = None, **fields: Any) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=context or CallContext())
-
-
 def cdn_with(content: bytes = JPEG, mime: str = "image/jpeg") -> MockAPI:
     return MockAPI().reply(content=content, headers={"content-type": mime})
-
-
-def body_of(request: httpx.Request) -> dict[str, Any]:
-    return json.loads(request.content)
 
 
 def b64(content: bytes) -> str:
@@ -594,12 +559,7 @@ def test_a_result_url_off_the_delivery_hosts_is_refused() -> None:
 def test_submit_errors_map_to_the_error_tree_and_record_no_job(
     status, payload, headers, cls, code
 ) -> None:
-    api = MockAPI().reply(status, json=payload, headers=headers)
-    accepted: list[str] = []
-    with pytest.raises(cls) as caught:
-        run(make(api), CallContext(on_job_accepted=accepted.append))
-    assert caught.value.code == code and caught.value.status_code == status
-    assert accepted == [] and len(api.requests) == 1
+    BFL.check_error(MockAPI(), status, payload, cls, code, headers=headers)
 
 
 def test_validation_errors_name_the_field() -> None:
@@ -753,51 +713,10 @@ def test_prepare_fits_requests_to_each_family() -> None:
 # The whole pipeline --------------------------------------------------------------------------
 
 
-class QueueOnly(BaseRunner):
-    """A task runner that leaves rows queued, for driving run_generation() as a worker would."""
-
-    def enqueue(self, generation: Generation) -> Generation:
-        return generation
-
-
-class FakeBFL:
-    """BFL's API as a router: submit answers a job, polls answer Pending until ``ready``."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.ready = False
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        if request.method == "POST":
-            return httpx.Response(200, json=SUBMIT)
-        return httpx.Response(200, json=fixture("ready.json" if self.ready else "pending.json"))
-
-    def methods(self) -> list[str]:
-        return [r.method for r in self.requests]
-
-
-def configure(
-    settings, api: Any, cdn: MockAPI, runner: str = "immediate", **options: Any
-) -> BFLProvider:
-    """Point a "bfl" alias at ``api`` and return its instance, downloading from ``cdn``."""
-    settings.IMAGEGEN = {
-        "PROVIDERS": {
-            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
-            "bfl": fake_provider_settings(BACKEND, api, **options),
-        },
-        "TASK_RUNNER": runner,
-        "DERIVATIVE_WIDTHS": [],
-    }
-    return wire(providers["bfl"], cdn)
-
-
 @pytest.mark.django_db
 def test_pipeline_succeeds_with_the_reported_cost(settings) -> None:
     api = MockAPI().reply(json=SUBMIT).reply(json=fixture("ready.json"))
-    configure(settings, api, cdn_with())
+    BFL.configure(settings, api, cdn_with())
     generation = imagegen.generate(prompt="a red fox", provider="bfl")
     generation.refresh_from_db()
     assert generation.status == "succeeded", generation.error_message
@@ -815,7 +734,7 @@ def test_pipeline_succeeds_with_the_reported_cost(settings) -> None:
 @pytest.mark.django_db
 def test_pipeline_moderation_fails_the_row_without_files(settings) -> None:
     api = MockAPI().reply(json=SUBMIT).reply(json=fixture("content_moderated.json"))
-    configure(settings, api, MockAPI())
+    BFL.configure(settings, api, MockAPI())
     generation = imagegen.generate(prompt="a red fox", provider="bfl")
     generation.refresh_from_db()
     assert (generation.status, generation.error_code) == ("failed", "content_rejected")
@@ -829,29 +748,9 @@ def test_an_accepted_job_that_was_interrupted_resumes_by_polling_and_never_submi
     settings,
 ) -> None:
     """A job interrupted after the provider accepted it resumes by polling, never resubmitting."""
-    api, cdn = FakeBFL(), cdn_with()
-    provider = configure(settings, api, cdn, runner=f"{__name__}.QueueOnly", poll_timeout=30)
-    generation = imagegen.generate(prompt="a red fox", provider="bfl")
-    assert generation.status == Status.QUEUED and api.requests == []
-
-    # The first worker submits, records the job, then runs out of polling time.
-    with pytest.raises(ProviderUnavailable):
-        run_generation(generation.pk, retrying=True)
-    generation.refresh_from_db()
-    assert (generation.status, generation.provider_job_id) == (Status.QUEUED, JOB)
-    assert generation.error_code == "timeout"
-    assert api.methods()[0] == "POST" and set(api.methods()[1:]) == {"GET"}
-    assert cdn.requests == []
-
-    # The redelivered task resumes the recorded job: it polls, downloads, never submits again.
-    api.ready = True
-    polls_before = len(api.requests)
-    finished = run_generation(generation.pk, retrying=True)
-    finished.refresh_from_db()
-    assert finished.status == Status.SUCCEEDED, finished.error_message
-    assert api.methods().count("POST") == 1
-    assert [str(r.url) for r in api.requests[polls_before:]] == [POLL]
-    assert finished.provider_job_id == JOB and finished.attempts == 2
+    # BFL's API as a router: submit answers a job, polls answer Pending until ``ready``.
+    api = FakeJobAPI(SUBMIT, fixture("pending.json"), fixture("ready.json"))
+    finished, polls = BFL.interrupt_and_resume(settings, api, cdn_with(), JOB)
+    assert polls == [POLL]
     assert finished.cost == Decimal("0.030000")
     assert finished.images.get().file.read() == JPEG
-    assert provider is providers["bfl"]

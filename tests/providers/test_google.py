@@ -7,7 +7,6 @@ import datetime
 import logging
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -25,28 +24,15 @@ from imagegen.exceptions import (
 )
 from imagegen.providers import google
 from imagegen.providers.google import GoogleProvider, usage_from
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import ImageRequest
 from tests.conftest import media_files, png_bytes
-from tests.providers.conftest import MockAPI, load_fixture
+from tests.providers.support import PROMPT, Harness
 
 # Shaped like a real key, so the key-like pattern scrubbing is exercised too.
 KEY = "AIzaSyTEST-0123456789abcdefghijklmnopqr"
-PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 ROOT = "https://generativelanguage.googleapis.com/v1beta"
-
-
-def fixture(name: str) -> Any:
-    return load_fixture("google", name)
-
-
-def make(mock_api: MockAPI, **options: Any) -> GoogleProvider:
-    options.setdefault("api_key", KEY)
-    return GoogleProvider(alias="google", transport=mock_api.transport, **options)
-
-
-def run(provider: GoogleProvider, **fields: Any) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=CallContext())
+GOOGLE = Harness(GoogleProvider, "google", key=KEY)
+fixture, make, run = GOOGLE.fixture, GOOGLE.make, GOOGLE.run
 
 
 def image_of(payload: dict, index: int = 0) -> bytes:
@@ -452,16 +438,7 @@ def test_imagen_unusable_predictions_are_invalid_responses(mock_api, prediction)
 def test_error_shapes_map_to_the_error_tree(
     mock_api, status, name, cls, code, retryable, text
 ) -> None:
-    mock_api.reply(status, json=fixture(name))
-    with pytest.raises(cls) as caught:
-        run(make(mock_api))
-    error = caught.value
-    assert type(error) is cls
-    assert (error.code, error.retryable, error.status_code) == (code, retryable, status)
-    assert text in str(error)
-    assert KEY not in str(error)
-    # Billable POSTs are never re-sent by the provider itself.
-    assert len(mock_api.requests) == 1
+    GOOGLE.check_error(mock_api, status, fixture(name), cls, code, retryable=retryable, text=text)
 
 
 def test_rate_limit_prefers_the_retry_after_header(mock_api) -> None:
@@ -620,21 +597,9 @@ def test_estimates_follow_the_catalog(model, size, count, expected) -> None:
 # The whole pipeline -------------------------------------------------------------------------
 
 
-def configure(settings, mock_api: MockAPI) -> None:
-    settings.IMAGEGEN = {
-        "PROVIDERS": {
-            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
-            "google": {
-                "BACKEND": "imagegen.providers.google.GoogleProvider",
-                "OPTIONS": {"api_key": "k-test", "transport": mock_api.transport},
-            },
-        }
-    }
-
-
 @pytest.mark.django_db
 def test_pipeline_hero_succeeds_with_cost_from_usage(settings, mock_api) -> None:
-    configure(settings, mock_api)
+    GOOGLE.configure(settings, mock_api, api_key="k-test")
     payload = fixture("generate.json")
     mock_api.reply(json=payload)
     generation = imagegen.generate(prompt="a red fox", provider="google", preset="hero")
@@ -658,7 +623,7 @@ def test_pipeline_hero_succeeds_with_cost_from_usage(settings, mock_api) -> None
 
 @pytest.mark.django_db
 def test_pipeline_fails_uncharged_on_a_safety_refusal(settings, mock_api) -> None:
-    configure(settings, mock_api)
+    GOOGLE.configure(settings, mock_api, api_key="k-test")
     mock_api.reply(json=fixture("finish_image_safety.json"))
     generation = imagegen.generate(prompt="something refused", provider="google")
     generation.refresh_from_db()

@@ -1,13 +1,12 @@
 """Tests for the Leonardo.Ai provider at the wire level (provider-apis.md §5), mocked HTTP.
 
-The API runs on a :class:`MockAPI`, image downloads on another with DNS answered by a fake
-resolver, and polling on a :class:`ManualClock`, so nothing sleeps or reaches the network.
+Built by a :class:`~tests.providers.support.PollingHarness`: image downloads come from a second
+:class:`MockAPI` and polling runs on a manual clock.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -25,29 +24,18 @@ from imagegen.exceptions import (
     RateLimited,
     UnsupportedRequest,
 )
-from imagegen.models import Generation, Status
-from imagegen.providers import providers
 from imagegen.providers.leonardo import LeonardoProvider
-from imagegen.providers.polling import ManualClock
-from imagegen.runners import BaseRunner
-from imagegen.services import run_generation
-from imagegen.testing import fake_provider_settings
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files, png_bytes
-from tests.providers.conftest import MockAPI, load_fixture
+from tests.providers.conftest import MockAPI
+from tests.providers.support import PROMPT, FakeJobAPI, PollingHarness, body_of
 
 KEY = "leo-test-key-SECRET-0123456789abcdef"
-PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 BASE = "https://cloud.leonardo.ai/api/rest/v1"
-BACKEND = "imagegen.providers.leonardo.LeonardoProvider"
-PUBLIC = "93.184.215.14"
 JPEG_0 = png_bytes(fmt="JPEG")
 JPEG_1 = png_bytes(color=(10, 200, 30), fmt="JPEG")
-
-
-def fixture(name: str) -> Any:
-    return load_fixture("leonardo", name)
-
+LEONARDO = PollingHarness(LeonardoProvider, "leonardo", key=KEY)
+fixture, make, run = LEONARDO.fixture, LEONARDO.make, LEONARDO.run
 
 CREATE = fixture("create.json")
 JOB = CREATE["sdGenerationJob"]["generationId"]
@@ -55,36 +43,11 @@ COMPLETE = fixture("complete.json")
 URLS = [image["url"] for image in COMPLETE["generations_by_pk"]["generated_images"]]
 
 
-def wire(provider: LeonardoProvider, cdn: MockAPI, resolver: Any = None) -> LeonardoProvider:
-    """Give ``provider`` a manual clock and downloads served by ``cdn`` on a public address."""
-    provider.clock = ManualClock()
-    provider.downloader.transport = cdn.transport
-    provider.downloader.resolver = resolver or (lambda host, port: [PUBLIC])
-    return provider
-
-
-def make(api: MockAPI, cdn: MockAPI | None = None, **options: Any) -> LeonardoProvider:
-    options.setdefault("api_key", KEY)
-    provider = LeonardoProvider(alias="leonardo", transport=api.transport, **options)
-    return wire(provider, cdn if cdn is not None else MockAPI())
-
-
-def run(
-    provider: LeonardoProvider, context: CallContext | None = None, **fields: Any
-) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=context or CallContext())
-
-
 def cdn_with(*contents: bytes) -> MockAPI:
     cdn = MockAPI()
     for content in contents or (JPEG_0, JPEG_1):
         cdn.reply(content=content, headers={"content-type": "image/jpeg"})
     return cdn
-
-
-def body_of(request: httpx.Request) -> dict[str, Any]:
-    return json.loads(request.content)
 
 
 def flagged(*nsfw: bool) -> dict[str, Any]:
@@ -307,12 +270,7 @@ def test_complete_without_images_is_an_invalid_response() -> None:
 def test_create_errors_map_to_the_error_tree_and_record_no_job(
     status, payload, headers, cls, code
 ) -> None:
-    api = MockAPI().reply(status, json=payload, headers=headers)
-    accepted: list[str] = []
-    with pytest.raises(cls) as caught:
-        run(make(api), CallContext(on_job_accepted=accepted.append))
-    assert caught.value.code == code and caught.value.status_code == status
-    assert accepted == [] and len(api.requests) == 1
+    LEONARDO.check_error(MockAPI(), status, payload, cls, code, headers=headers)
 
 
 def test_a_bad_request_quotes_leonardos_message() -> None:
@@ -483,51 +441,10 @@ def test_prepare_fits_sizes_counts_and_format() -> None:
 # The whole pipeline --------------------------------------------------------------------------
 
 
-class QueueOnly(BaseRunner):
-    """A task runner that leaves rows queued, for driving run_generation() as a worker would."""
-
-    def enqueue(self, generation: Generation) -> Generation:
-        return generation
-
-
-class FakeLeonardo:
-    """Leonardo's API as a router: create answers a job, polls answer PENDING until ``ready``."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.ready = False
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        if request.method == "POST":
-            return httpx.Response(200, json=CREATE)
-        return httpx.Response(200, json=COMPLETE if self.ready else fixture("pending.json"))
-
-    def methods(self) -> list[str]:
-        return [r.method for r in self.requests]
-
-
-def configure(
-    settings, api: Any, cdn: MockAPI, runner: str = "immediate", **options: Any
-) -> LeonardoProvider:
-    """Point a "leonardo" alias at ``api`` and return its instance, downloading from ``cdn``."""
-    settings.IMAGEGEN = {
-        "PROVIDERS": {
-            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
-            "leonardo": fake_provider_settings(BACKEND, api, **options),
-        },
-        "TASK_RUNNER": runner,
-        "DERIVATIVE_WIDTHS": [],
-    }
-    return wire(providers["leonardo"], cdn)
-
-
 @pytest.mark.django_db
 def test_pipeline_succeeds_with_the_credit_cost(settings) -> None:
     api = MockAPI().reply(json=CREATE).reply(json=COMPLETE)
-    configure(settings, api, cdn_with())
+    LEONARDO.configure(settings, api, cdn_with())
     generation = imagegen.generate(prompt="a red fox", provider="leonardo", count=2)
     generation.refresh_from_db()
     assert generation.status == "succeeded", generation.error_message
@@ -545,7 +462,7 @@ def test_pipeline_succeeds_with_the_credit_cost(settings) -> None:
 @pytest.mark.django_db
 def test_pipeline_ends_filtered_and_charged_when_every_image_is_nsfw(settings) -> None:
     api = MockAPI().reply(json=CREATE).reply(json=flagged(True, True))
-    configure(settings, api, MockAPI())
+    LEONARDO.configure(settings, api, MockAPI())
     generation = imagegen.generate(prompt="a red fox", provider="leonardo", count=2)
     generation.refresh_from_db()
     assert generation.status == "filtered"
@@ -559,27 +476,11 @@ def test_an_accepted_job_that_was_interrupted_resumes_by_polling_and_never_submi
     settings,
 ) -> None:
     """A job interrupted after the provider accepted it resumes by polling, never resubmitting."""
-    api, cdn = FakeLeonardo(), cdn_with()
-    provider = configure(settings, api, cdn, runner=f"{__name__}.QueueOnly", poll_timeout=30)
-    generation = imagegen.generate(prompt="a red fox", provider="leonardo", count=2)
-    assert generation.status == Status.QUEUED and api.requests == []
-
-    with pytest.raises(ProviderUnavailable):
-        run_generation(generation.pk, retrying=True)
-    generation.refresh_from_db()
-    assert (generation.status, generation.provider_job_id) == (Status.QUEUED, JOB)
-    assert api.methods()[0] == "POST" and set(api.methods()[1:]) == {"GET"}
-
-    api.ready = True
-    polls_before = len(api.requests)
-    finished = run_generation(generation.pk, retrying=True)
-    finished.refresh_from_db()
-    assert finished.status == Status.SUCCEEDED, finished.error_message
-    assert api.methods().count("POST") == 1
-    assert [str(r.url) for r in api.requests[polls_before:]] == [f"{BASE}/generations/{JOB}"]
-    assert finished.provider_job_id == JOB and finished.attempts == 2
+    # Leonardo's API as a router: create answers a job, polls answer PENDING until ``ready``.
+    api = FakeJobAPI(CREATE, fixture("pending.json"), COMPLETE)
+    finished, polls = LEONARDO.interrupt_and_resume(settings, api, cdn_with(), JOB, count=2)
+    assert polls == [f"{BASE}/generations/{JOB}"]
     # The resumed call no longer has apiCreditCost: the estimate is billed, with a warning.
     assert finished.cost == Decimal("0.030000")
     assert any("catalog estimate" in w for w in finished.warnings)
     assert finished.images.count() == 2
-    assert provider is providers["leonardo"]

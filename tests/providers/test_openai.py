@@ -26,27 +26,15 @@ from imagegen.exceptions import (
     UnsupportedRequest,
 )
 from imagegen.providers.openai import OpenAIProvider, usage_from
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files, png_bytes
-from tests.providers.conftest import MockAPI, load_fixture, multipart_parts
+from tests.providers.conftest import multipart_parts
+from tests.providers.support import PROMPT, Harness
 
 # The key the invalid_api_key fixture echoes back, as OpenAI's 401 message does.
 KEY = "sk-test-SECRET-0123456789abcdef"
-PROMPT = "a lighthouse on a cliff at dusk, oil painting"
-
-
-def fixture(name: str) -> Any:
-    return load_fixture("openai", name)
-
-
-def make(mock_api: MockAPI, **options: Any) -> OpenAIProvider:
-    options.setdefault("api_key", KEY)
-    return OpenAIProvider(alias="openai", transport=mock_api.transport, **options)
-
-
-def run(provider: OpenAIProvider, **fields: Any) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=CallContext())
+OPENAI = Harness(OpenAIProvider, "openai", key=KEY)
+fixture, make, run = OPENAI.fixture, OPENAI.make, OPENAI.run
 
 
 def b64_of(payload: dict, index: int = 0) -> bytes:
@@ -369,16 +357,9 @@ def test_upscale_is_not_an_openai_operation(mock_api) -> None:
 def test_error_shapes_map_to_the_error_tree(
     mock_api, status, name, headers, cls, code, retryable, text
 ) -> None:
-    mock_api.reply(status, json=fixture(name), headers=headers)
-    with pytest.raises(cls) as caught:
-        run(make(mock_api))
-    error = caught.value
-    assert type(error) is cls
-    assert (error.code, error.retryable, error.status_code) == (code, retryable, status)
-    assert text in str(error)
-    assert KEY not in str(error)
-    # Billable POSTs are never re-sent by the provider itself.
-    assert len(mock_api.requests) == 1
+    OPENAI.check_error(
+        mock_api, status, fixture(name), cls, code, headers=headers, retryable=retryable, text=text
+    )
 
 
 def test_rate_limit_carries_retry_after(mock_api) -> None:
@@ -524,21 +505,9 @@ def test_estimate_prices_the_configured_quality() -> None:
 # The whole pipeline ------------------------------------------------------------------------
 
 
-def configure(settings, mock_api: MockAPI) -> None:
-    settings.IMAGEGEN = {
-        "PROVIDERS": {
-            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
-            "openai": {
-                "BACKEND": "imagegen.providers.openai.OpenAIProvider",
-                "OPTIONS": {"api_key": "sk-test", "transport": mock_api.transport},
-            },
-        }
-    }
-
-
 @pytest.mark.django_db
 def test_pipeline_succeeds_with_cost_from_usage(settings, mock_api) -> None:
-    configure(settings, mock_api)
+    OPENAI.configure(settings, mock_api, api_key="sk-test")
     payload = fixture("generation.json")
     mock_api.reply(json=payload, headers={"x-request-id": "req_pipeline"})
     generation = imagegen.generate(prompt="a red fox", provider="openai")
@@ -558,7 +527,7 @@ def test_pipeline_succeeds_with_cost_from_usage(settings, mock_api) -> None:
 
 @pytest.mark.django_db
 def test_pipeline_fails_on_a_safety_refusal_without_storing_anything(settings, mock_api) -> None:
-    configure(settings, mock_api)
+    OPENAI.configure(settings, mock_api, api_key="sk-test")
     mock_api.reply(400, json=fixture("error_moderation_blocked.json"))
     generation = imagegen.generate(prompt="something the safety system refuses", provider="openai")
     generation.refresh_from_db()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -30,14 +29,15 @@ from imagegen.exceptions import (
     UnsupportedRequest,
 )
 from imagegen.models import Generation, Status
+from imagegen.pricing import MegapixelTiers
 from imagegen.providers import get_provider
-from imagegen.providers.polling import ManualClock
 from imagegen.providers.replicate import ReplicateProvider, output_urls
 from imagegen.services import run_generation
 from imagegen.testing import fake_provider_settings
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest
 from tests.conftest import png_bytes
-from tests.providers.conftest import MockAPI, load_fixture
+from tests.providers.conftest import MockAPI
+from tests.providers.support import PollingHarness, body_of, wire
 
 BACKEND = "imagegen.providers.replicate.ReplicateProvider"
 KEY = "r8_Test0123456789abcdefSECRETtoken"
@@ -49,10 +49,8 @@ GET = f"/v1/predictions/{ID}"
 OUT = "https://replicate.delivery/xezq/abc123/out-{}.webp"
 PNG = png_bytes()
 PROMPT = "a red bicycle leaning on a wall"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return load_fixture("replicate", name)
+REPLICATE = PollingHarness(ReplicateProvider, "flux", key=KEY, prompt=PROMPT, fixtures="replicate")
+fixture, make, run = REPLICATE.fixture, REPLICATE.make, REPLICATE.run
 
 
 def prediction(status: str = "succeeded", output: Any = None, **changes: Any) -> dict[str, Any]:
@@ -71,31 +69,8 @@ def prediction(status: str = "succeeded", output: Any = None, **changes: Any) ->
     return body
 
 
-def make(api: MockAPI, cdn: MockAPI | None = None, **options: Any) -> ReplicateProvider:
-    options.setdefault("api_key", KEY)
-    provider = ReplicateProvider(alias="flux", transport=api.transport, **options)
-    provider.clock = ManualClock()
-    wire_downloads(provider, cdn or MockAPI())
-    return provider
-
-
-def wire_downloads(provider: ReplicateProvider, cdn: MockAPI) -> None:
-    """Send the provider's downloads to ``cdn`` with replicate.delivery resolving publicly."""
-    provider.downloader.transport = cdn.transport
-    provider.downloader.resolver = lambda host, port: ["93.184.215.14"]
-
-
-def run(provider: ReplicateProvider, context: CallContext | None = None, **fields) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=context or CallContext())
-
-
 def calls(api: MockAPI) -> list[tuple[str, str]]:
     return [(r.method, r.url.path) for r in api.requests]
-
-
-def body_of(request: httpx.Request) -> dict[str, Any]:
-    return json.loads(request.content)
 
 
 # Identity and options ----------------------------------------------------------------------
@@ -595,8 +570,8 @@ def test_flux_2_pro_estimate_follows_the_resolution(size, resolution, cost) -> N
 
 
 def test_megapixel_tiers_price_the_first_megapixel_separately() -> None:
-    rule = replicate_catalog.PerMegapixelTiers(
-        first=Decimal("0.03"), additional=Decimal("0.015"), input=Decimal("0.015")
+    rule = MegapixelTiers(
+        first=Decimal("0.03"), price=Decimal("0.015"), input_price=Decimal("0.015")
     )
     # Two 2 MP images and 3 MP of input: 2 x 0.03 + 2 x 0.015 + 3 x 0.015.
     assert rule.cost(4, 2, 3) == Decimal("0.135000")
@@ -659,10 +634,8 @@ def test_an_interrupted_job_resumes_by_polling_and_never_creates_a_second_predic
         "PROVIDERS": {"default": fake_provider_settings(BACKEND, api)},
         "DERIVATIVE_WIDTHS": [],
     }
-    provider = get_provider()
-    provider.clock = ManualClock()
     cdn = MockAPI()
-    wire_downloads(provider, cdn)
+    wire(get_provider(), cdn)
 
     with pytest.raises(WorkerDied):
         imagegen.generate(prompt="a red bicycle", preset="product")

@@ -23,12 +23,12 @@ from imagegen.exceptions import (
     UnsupportedRequest,
 )
 from imagegen.providers.stability import StabilityProvider
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files, png_bytes
-from tests.providers.conftest import MockAPI, load_fixture, multipart_parts
+from tests.providers.conftest import MockAPI, multipart_parts
+from tests.providers.support import PROMPT, Harness
 
 KEY = "sk-test-SECRET-0123456789abcdef"
-PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 BASE = "https://api.stability.ai/v2beta/stable-image"
 JOB = "a6dc6c6e20acda010fe14d71f180658f2896ed9b4ec25aa99a6ff06c796987c4"
 PNG = png_bytes()
@@ -36,19 +36,8 @@ PNG = png_bytes()
 DUMMY = [("none", "none", "application/octet-stream", b"")]
 
 
-def fixture(name: str) -> Any:
-    return load_fixture("stability", name)
-
-
-def make(mock_api: MockAPI, **options: Any) -> StabilityProvider:
-    options.setdefault("api_key", KEY)
-    options.setdefault("poll_interval", 0)
-    return StabilityProvider(alias="stability", transport=mock_api.transport, **options)
-
-
-def run(provider: StabilityProvider, context: CallContext | None = None, **fields) -> ImageResult:
-    fields.setdefault("prompt", PROMPT)
-    return provider.generate(ImageRequest(**fields), context=context or CallContext())
+STABILITY = Harness(StabilityProvider, "stability", key=KEY, options={"poll_interval": 0})
+fixture, make, run = STABILITY.fixture, STABILITY.make, STABILITY.run
 
 
 def reply_image(
@@ -312,16 +301,9 @@ def test_non_image_bytes_labelled_as_an_image_are_left_to_the_pipeline(mock_api)
 def test_error_shapes_map_to_the_error_tree(
     mock_api, status, name, cls, code, retryable, text
 ) -> None:
-    mock_api.reply(status, json=fixture(name))
-    with pytest.raises(cls) as caught:
-        run(make(mock_api))
-    error = caught.value
-    assert type(error) is cls
-    assert (error.code, error.retryable, error.status_code) == (code, retryable, status)
-    assert text in str(error)
-    assert KEY not in str(error)
-    # Billable POSTs are never re-sent by the provider itself.
-    assert len(mock_api.requests) == 1
+    STABILITY.check_error(
+        mock_api, status, fixture(name), cls, code, retryable=retryable, text=text
+    )
 
 
 def test_content_moderation_says_nothing_was_charged(mock_api) -> None:
@@ -688,21 +670,9 @@ def test_prices_setting_overrides_a_model(mock_api, settings) -> None:
 # The whole pipeline ------------------------------------------------------------------------
 
 
-def configure(settings, mock_api: MockAPI, **options: Any) -> None:
-    settings.IMAGEGEN = {
-        "PROVIDERS": {
-            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
-            "stability": {
-                "BACKEND": "imagegen.providers.stability.StabilityProvider",
-                "OPTIONS": {"api_key": "sk-test", "transport": mock_api.transport, **options},
-            },
-        }
-    }
-
-
 @pytest.mark.django_db
 def test_pipeline_succeeds_with_cost(settings, mock_api) -> None:
-    configure(settings, mock_api, model="ultra")
+    STABILITY.configure(settings, mock_api, api_key="sk-test", model="ultra")
     reply_image(mock_api)
     generation = imagegen.generate(prompt="a red fox", provider="stability")
     generation.refresh_from_db()
@@ -723,7 +693,7 @@ def test_pipeline_succeeds_with_cost(settings, mock_api) -> None:
 
 @pytest.mark.django_db
 def test_pipeline_ends_filtered_and_charged_without_a_file(settings, mock_api) -> None:
-    configure(settings, mock_api, accept="json")
+    STABILITY.configure(settings, mock_api, api_key="sk-test", accept="json")
     mock_api.reply(json=fixture("image_filtered.json"))
     generation = imagegen.generate(prompt="a red fox", provider="stability")
     generation.refresh_from_db()
@@ -736,7 +706,7 @@ def test_pipeline_ends_filtered_and_charged_without_a_file(settings, mock_api) -
 
 @pytest.mark.django_db
 def test_pipeline_catches_non_image_bytes(settings, mock_api) -> None:
-    configure(settings, mock_api)
+    STABILITY.configure(settings, mock_api, api_key="sk-test")
     reply_image(mock_api, b"<html>not an image</html>")
     generation = imagegen.generate(prompt="a red fox", provider="stability")
     generation.refresh_from_db()
