@@ -218,7 +218,7 @@ UNSHARED_CACHES = (
 
 
 def _check_task_options(runner, messages: list) -> None:
-    from imagegen.runners import check_task_options, task_options
+    from imagegen.task_options import check_task_options, task_options
 
     problems = check_task_options(imagegen_settings.TASK_OPTIONS)
     for problem in problems:

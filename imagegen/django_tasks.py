@@ -2,7 +2,7 @@
 
 Django 6 ships ``django.tasks``; on Django 5.2 the ``django-tasks`` backport provides the same
 API (``pip install django-imagegen[tasks]``). The worker side is the Celery task's
-(:func:`imagegen.runners.work`): conditional claims, leases and takeovers of jobs whose worker
+(:func:`imagegen.worker.work`): conditional claims, leases and takeovers of jobs whose worker
 died, resumption of accepted provider jobs, the shared rate limits, retries only when they
 cannot pay twice. What Django Tasks itself lacks, and what imagegen does about it:
 
@@ -45,7 +45,8 @@ def run_generation(pk: int, attempt: int = 1) -> None:
 
     ``attempt`` counts this job's deliveries (the row counts its runs); it backs off waits.
     """
-    from imagegen.runners import monotonic_deadline, task_options, work
+    from imagegen.task_options import task_options
+    from imagegen.worker import monotonic_deadline, work
 
     options = task_options()
     outcome = work(
@@ -67,7 +68,7 @@ def run_generation(pk: int, attempt: int = 1) -> None:
     when = timezone.now() + timedelta(seconds=outcome.retry_in)
     task_ = run_generation.using(run_after=when)
     if outcome.generation is not None:
-        from imagegen.runners import queue_for
+        from imagegen.task_options import queue_for
 
         queue = queue_for(outcome.generation.provider, options)
         if queue:

@@ -102,8 +102,9 @@ def sweep_jobs(
     :func:`running_timeout` of ``TASK_OPTIONS``. With ``dry_run`` nothing is changed and
     :attr:`JobSweep.lines` says what would be.
     """
-    from imagegen.runners import get_runner, task_options
+    from imagegen.runners import get_runner
     from imagegen.services import recover_lost
+    from imagegen.task_options import task_options
 
     options = task_options()
     now = now or timezone.now()

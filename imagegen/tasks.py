@@ -1,7 +1,7 @@
 """The Celery tasks of imagegen; used when ``TASK_RUNNER`` is ``"celery"``.
 
 :func:`run_generation_task` takes a primary key, never a model instance, and is safe to
-deliver more than once (see :func:`imagegen.runners.work`): the claim of the row is a
+deliver more than once (see :func:`imagegen.worker.work`): the claim of the row is a
 conditional update, a finished job is never run again, a duplicate of a live job waits and
 never calls the provider, and a job whose worker died is taken over, resuming the provider's
 job when it had accepted one. That is what makes late acknowledgement safe:
@@ -48,7 +48,7 @@ TIME_LIMIT = 660
 )
 def run_generation_task(self: Any, pk: int) -> None:
     """Run generation ``pk``; retry later when it must wait or failed in a retryable way."""
-    from imagegen.runners import monotonic_deadline, work
+    from imagegen.worker import monotonic_deadline, work
 
     limits = self.request.timelimit or (None, None)
     soft = limits[1] if limits[1] else self.soft_time_limit
