@@ -7,6 +7,7 @@ provider sets its identity as class attributes, takes its own OPTIONS as keyword
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -45,16 +46,65 @@ class BaseProvider:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r} model={self.model!r}>"
 
+    # Configuration and refusals ----------------------------------------------------------
+
+    @property
+    def config_path(self) -> str:
+        """Return where this provider is configured, as messages name it."""
+        return f'IMAGEGEN["PROVIDERS"][{self.alias!r}]'
+
+    def option_error(self, name: str, problem: str) -> InvalidProviderError:
+        """Return the error for a bad OPTIONS ``name``; ``problem`` says what it must be."""
+        return InvalidProviderError(f'OPTIONS["{name}"] of {self.config_path} {problem}')
+
+    def unsupported(self, message: str) -> UnsupportedRequest:
+        """Return the error for a request this provider refuses before sending anything."""
+        return UnsupportedRequest(message, provider=self.alias)
+
+    def refuse_reserved(self, request: ImageRequest, reserved: Set[str], why: str = "") -> None:
+        """Refuse ``request`` if its ``extra`` sets any of the ``reserved`` fields.
+
+        ``why`` adds a reason to the message, such as " (streaming is not supported)".
+        """
+        refused = sorted(reserved & set(request.extra))
+        if refused:
+            raise self.unsupported(
+                f"extra may not set {', '.join(refused)}: imagegen sets these itself{why}."
+            )
+
     # Catalog ------------------------------------------------------------------------------
 
     def model_info(self, model: str | None = None) -> catalog.ModelInfo:
-        """Return the catalog entry for ``model`` (default capabilities, free, if uncatalogued)."""
+        """Return the catalog entry for ``model`` (default capabilities, free, if uncatalogued).
+
+        An uncatalogued alias of a catalogued model (see :meth:`base_model`) gets that model's
+        entry under its own id.
+        """
         model = model or self.model
         info = catalog.get_model(self.catalog_key, model)
+        base = self.base_model(model)
+        if info is None and base != model:
+            found = catalog.get_model(self.catalog_key, base)
+            info = None if found is None else replace(found, id=model)
         return info or catalog.ModelInfo(provider=self.catalog_key, id=model)
+
+    def base_model(self, model: str) -> str:
+        """Return the model ``model`` is an alias of (a pinned version, a dated snapshot).
+
+        The default is ``model`` itself; providers whose ids carry such suffixes override it.
+        """
+        return model
+
+    def checked_model(self, model: str) -> str:
+        """Return ``model`` if this provider can call it; raise ``UnsupportedRequest`` if not.
+
+        :meth:`prepare` asks first of all; the default takes any id.
+        """
+        return model
 
     def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
         """Adapt ``request`` to the model; return the calls to make and the warnings."""
+        self.checked_model(request.model or self.model)
         if request.operation not in self.operations:
             raise UnsupportedRequest(
                 f"{self.display_name or type(self).__name__} cannot {request.operation} images.",

@@ -6,23 +6,22 @@ the API has them (``modelId`` and ``presetStyle``, but ``num_images`` and ``nega
 and answers ``{"sdGenerationJob": {"generationId", "apiCreditCost"}}``. The generation id is
 recorded on the ledger row before the first poll; ``GET /generations/{id}`` is polled until its
 ``status`` is ``COMPLETE`` or ``FAILED``, and each ``generated_images[].url`` is downloaded from
-``cdn.leonardo.ai`` by the safe downloader.
+``cdn.leonardo.ai`` by the safe downloader (:mod:`~imagegen.providers.leonardo_output`).
 
 Only the v1 endpoint is used, so ``model`` is a model UUID (``modelId``). Newer models (FLUX.2,
 GPT Image, Nano Banana...) are reachable only through ``/v2/generations``, whose answer is known
 from third-party code alone (§5.3 [UNCERTAIN]); a call that is billed and then unreadable is the
 worst outcome for a cost ledger, so slug model ids are refused before anything is sent.
 
-Every image Leonardo flags ``nsfw`` is dropped, not downloaded, with a warning; when every image
-is flagged the result is ``filtered``: no image, the full credit cost (Leonardo bills the
-generation). ``apiCreditCost`` is converted to dollars at ``credit_price`` per credit.
+Images Leonardo flags ``nsfw`` are dropped but charged, and ``apiCreditCost`` is converted to
+dollars at ``credit_price`` per credit.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -35,22 +34,18 @@ from imagegen.catalog.leonardo import (
     PRESET_STYLES,
     V1_CAPS,
 )
-from imagegen.exceptions import (
-    InvalidProviderError,
-    InvalidResponse,
-    ProviderError,
-    UnsupportedRequest,
-)
-from imagegen.pricing import PerCredit, money
-from imagegen.providers.errors import ApiError, sentence
-from imagegen.providers.http import HttpProvider, image_mime
-from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
+from imagegen.exceptions import InvalidProviderError, InvalidResponse, ProviderError
+from imagegen.pricing import PerCredit
+from imagegen.providers.errors import ApiError, answer_error
+from imagegen.providers.jobs import JobProvider
+from imagegen.providers.leonardo_output import generation_result
+from imagegen.providers.outputs import as_number
+from imagegen.types import CallContext, ImageRequest, ImageResult
 
 #: A v1 ``modelId``: a UUID.
 MODEL_ID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-_JOB_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # §5.2: a UUID; never anything path-like
 #: §5.4: the statuses that end a generation (PENDING, or anything unknown, is polled again).
 TERMINAL = frozenset({"COMPLETE", "FAILED"})
 # Fields imagegen sets itself (§5.2's exact casing).
@@ -59,7 +54,7 @@ RESERVED = frozenset(
 )
 
 
-class LeonardoProvider(HttpProvider):
+class LeonardoProvider(JobProvider):
     """Generate images with Leonardo.Ai's models through ``POST /api/rest/v1/generations``.
 
     OPTIONS besides the common ones: ``alchemy`` (sent on every call, default False: the API
@@ -80,6 +75,9 @@ class LeonardoProvider(HttpProvider):
     default_base_url = "https://cloud.leonardo.ai/api/rest/v1"
     #: §5.4: generated images live on cdn.leonardo.ai.
     default_download_hosts = ("cdn.leonardo.ai",)
+    default_poll_interval = 2.0
+    job_id_pattern = re.compile(r"[A-Za-z0-9-]{1,64}")  # §5.2: a UUID
+    job_noun = "generation id"
 
     def __init__(
         self,
@@ -88,51 +86,31 @@ class LeonardoProvider(HttpProvider):
         preset_style: str | None = None,
         public: bool = False,
         credit_price: Decimal | str | int | None = None,
-        poll_interval: float = 2.0,
-        poll_timeout: float = 600.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        where = f'IMAGEGEN["PROVIDERS"][{self.alias!r}]'
         for name, value in (("alchemy", alchemy), ("public", public)):
             if not isinstance(value, bool):
-                raise InvalidProviderError(f'OPTIONS["{name}"] of {where} must be True or False.')
+                raise self.option_error(name, "must be True or False.")
         if preset_style is not None and preset_style not in PRESET_STYLES:
-            raise InvalidProviderError(
-                f'OPTIONS["preset_style"] of {where} must be one of {", ".join(PRESET_STYLES)}; '
-                f"got {preset_style!r}."
-            )
+            styles = ", ".join(PRESET_STYLES)
+            problem = f"must be one of {styles}; got {preset_style!r}."
+            raise self.option_error("preset_style", problem)
         if preset_style is not None and not alchemy and preset_style not in PLAIN_STYLES:
             raise InvalidProviderError(
-                f'OPTIONS["preset_style"] {preset_style!r} of {where} needs "alchemy": True; '
-                f"without alchemy Leonardo takes only {' or '.join(PLAIN_STYLES)}."
+                f'OPTIONS["preset_style"] {preset_style!r} of {self.config_path} needs "alchemy": '
+                f"True; without alchemy Leonardo takes only {' or '.join(PLAIN_STYLES)}."
             )
-        price = None
-        if credit_price is not None:
-            try:
-                price = Decimal(str(credit_price))
-            except InvalidOperation:
-                price = None
-            if (
-                isinstance(credit_price, bool)
-                or price is None
-                or not price.is_finite()
-                or price < 0
-            ):
-                raise InvalidProviderError(
-                    f'OPTIONS["credit_price"] of {where} must be a non-negative number of '
-                    f'dollars per credit, such as "0.0015"; got {credit_price!r}.'
-                )
-        if not float(poll_interval) > 0 or not float(poll_timeout) > 0:
-            raise InvalidProviderError(
-                f'OPTIONS["poll_interval"] and ["poll_timeout"] of {where} must be positive.'
+        if credit_price is not None and as_number(credit_price) is None:
+            raise self.option_error(
+                "credit_price",
+                'must be a non-negative number of dollars per credit, such as "0.0015"; '
+                f"got {credit_price!r}.",
             )
         self.alchemy = alchemy
         self.preset_style = preset_style
         self.public = public
-        self.credit_price = price
-        self.poll_interval = float(poll_interval)
-        self.poll_timeout = float(poll_timeout)
+        self.credit_price = None if credit_price is None else Decimal(str(credit_price))
 
     # Catalog -------------------------------------------------------------------------------
 
@@ -164,47 +142,38 @@ class LeonardoProvider(HttpProvider):
             info = replace(info, price=replace(info.price, credit_price=self.credit_price))
         return info
 
-    def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
-        self._check_model(request.model or self.model)
-        return super().prepare(request)
-
-    def _check_model(self, model: str) -> str:
+    def checked_model(self, model: str) -> str:
         if not MODEL_ID.fullmatch(model):
-            raise UnsupportedRequest(
+            raise self.unsupported(
                 f"{model!r} is not a Leonardo.Ai model UUID. imagegen uses Leonardo's v1 "
                 "generations endpoint, which takes model UUIDs (modelId); models reachable "
-                "only through v2 (flux-pro-2.0, gpt-image-2...) are not supported.",
-                provider=self.alias,
+                "only through v2 (flux-pro-2.0, gpt-image-2...) are not supported."
             )
         return model
 
     # Calling -------------------------------------------------------------------------------
 
     def _generate(self, request: ImageRequest, context: CallContext) -> ImageResult:
-        model = self._check_model(request.model or self.model)
+        model = self.checked_model(request.model or self.model)
         body = self.body(request, model)
         credits: list[Any] = []
 
         def submit() -> str:
-            response = self.request("POST", "/generations", json=body, deadline=context.deadline)
-            answer = self.json_object(response)
+            answer = self.call_json("POST", "/generations", context, json=body)
             job = answer.get("sdGenerationJob")
             if not isinstance(job, dict):
                 said = self.quote(str(answer.get("error") or "no sdGenerationJob"))
                 message = f"Leonardo.Ai did not start a generation ({said})."
                 raise self.fail(InvalidResponse, "invalid_job_id", message)
             credits.append(job.get("apiCreditCost"))
-            return self._job_id(job.get("generationId"))
+            return self.checked_job_id(job.get("generationId"))
 
-        job_id = self._job_id(self.submit_or_resume(context, submit))
-        generation = self.poll_until(
+        job_id = self.checked_job_id(self.submit_or_resume(context, submit))
+        generation = self.poll_job(
             lambda: self._poll(job_id, context),
             lambda answer: answer is None or answer.get("status") in TERMINAL,
             context=context,
             job_id=job_id,
-            interval=self.poll_interval,
-            max_interval=max(10.0, self.poll_interval),
-            timeout=self.poll_timeout,
         )
         if generation is None:
             message = (
@@ -218,15 +187,12 @@ class LeonardoProvider(HttpProvider):
                 "gives no reason."
             )
             raise self.fail(ProviderError, "generation_failed", message)
-        return self.result(request, generation, job_id, credits[0] if credits else None, context)
+        credit = credits[0] if credits else None
+        return generation_result(self, request, generation, job_id, credit, context)
 
     def body(self, request: ImageRequest, model: str) -> dict[str, Any]:
         """Return the JSON body of ``POST /generations`` (§5.2), field names cased as the API's."""
-        refused = sorted(RESERVED & set(request.extra))
-        if refused:
-            raise self.unsupported(
-                f"extra may not set {', '.join(refused)}: imagegen sets these itself."
-            )
+        self.refuse_reserved(request, RESERVED)
         if request.source_images or request.mask is not None:
             raise self.unsupported(
                 "imagegen does not upload init images to Leonardo.Ai; only text-to-image is "
@@ -252,9 +218,7 @@ class LeonardoProvider(HttpProvider):
         return fields
 
     def _poll(self, job_id: str, context: CallContext) -> dict[str, Any] | None:
-        answer = self.json_object(
-            self.request("GET", f"/generations/{job_id}", deadline=context.deadline)
-        )
+        answer = self.call_json("GET", f"/generations/{job_id}", context)
         # §5.4: generations_by_pk is null for an unknown id [UNCERTAIN].
         generation = answer.get("generations_by_pk")
         if generation is not None and not isinstance(generation, dict):
@@ -262,112 +226,16 @@ class LeonardoProvider(HttpProvider):
             raise self.fail(InvalidResponse, "invalid_json", message)
         return generation
 
-    def _job_id(self, job_id: Any) -> str:
-        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
-            message = f"{self.quote(repr(job_id))} is not a usable Leonardo.Ai generation id."
-            raise self.fail(InvalidResponse, "invalid_job_id", message)
-        return job_id
-
     # Reading answers -----------------------------------------------------------------------
-
-    def result(
-        self,
-        request: ImageRequest,
-        generation: dict[str, Any],
-        job_id: str,
-        credits: Any,
-        context: CallContext,
-    ) -> ImageResult:
-        """Download the images of a COMPLETE generation, dropping those flagged nsfw (§5.4)."""
-        items = generation.get("generated_images")
-        items = (
-            [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-        )
-        flagged = [item for item in items if item.get("nsfw") is True]
-        kept = [item for item in items if item.get("nsfw") is not True]
-        warnings: list[str] = []
-        if flagged:
-            warnings.append(
-                f"Leonardo.Ai flagged {len(flagged)} of {len(items)} image(s) as NSFW; imagegen "
-                "dropped them, and they are charged all the same."
-            )
-        if not items:
-            message = f"Leonardo.Ai completed generation {job_id} without any images."
-            raise self.fail(InvalidResponse, "no_images", message)
-        seed = _int(generation.get("seed"))
-        images = []
-        for item in kept:
-            url = item.get("url")
-            if not isinstance(url, str) or not url:
-                message = f"Leonardo.Ai sent an image of generation {job_id} without a URL."
-                raise self.fail(InvalidResponse, "no_images", message)
-            content = self.download(url, context=context)
-            images.append(
-                ImageOutput(
-                    content=content, mime_type=image_mime(content) or "image/jpeg", seed=seed
-                )
-            )
-        usage: dict[str, Any] = {}
-        number = _number(credits)
-        if number is not None:
-            usage["credits"] = number
-            cost = money(Decimal(str(number)) * self.rate)
-        else:
-            # A resumed job: the create answer, and its credit cost, are gone. The generation is
-            # billed whole, flagged images included.
-            cost = self.model_info(request.model).price.estimate(request)
-            warnings.append(
-                "Leonardo.Ai's credit cost is only in the create answer, which this resumed job "
-                "does not have; the cost is the catalog estimate."
-            )
-        return ImageResult(
-            images=tuple(images),
-            model=request.model or self.model,
-            cost=cost,
-            usage=usage,
-            job_id=job_id,
-            filtered=not images,
-            warnings=tuple(warnings),
-        )
 
     def error_for_response(self, response: httpx.Response, error: ApiError) -> ProviderError:
         # §5.6: Hasura-style {"error": "...", "path": "$", "code": "..."} [UNCERTAIN]; the base
         # parse_error reads it.
-        status, method = response.status_code, response.request.method
-        kwargs: dict[str, Any] = {"provider": self.alias, "status_code": status}
+        status, method, said = response.status_code, response.request.method, error.message
         if status == 404 and method == "GET":
-            return ProviderError(
-                sentence("Leonardo.Ai does not know this generation (HTTP 404)", error.message),
-                code="job_not_found",
-                **kwargs,
-            )
+            what = "Leonardo.Ai does not know this generation (HTTP 404)"
+            return answer_error(self, response, ProviderError, what, said, code="job_not_found")
         if status == 400:
-            return ProviderError(
-                sentence("Leonardo.Ai refused the request (HTTP 400)", error.message),
-                code="invalid_request",
-                **kwargs,
-            )
+            what = "Leonardo.Ai refused the request (HTTP 400)"
+            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
-
-    def unsupported(self, message: str) -> UnsupportedRequest:
-        """Return the error for a request this provider refuses before sending anything."""
-        return UnsupportedRequest(message, provider=self.alias)
-
-
-def _number(value: Any) -> int | float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number < 0:
-        return None
-    return int(number) if number == number.to_integral_value() else float(number)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -15,19 +15,19 @@ from typing import Any
 
 import httpx
 
-from imagegen import catalog
 from imagegen.exceptions import (
     ContentRejected,
-    InvalidProviderError,
     InvalidResponse,
     ModelUnavailable,
     ProviderError,
     QuotaExceeded,
     UnsupportedRequest,
 )
-from imagegen.providers.errors import ApiError, sentence
-from imagegen.providers.http import HttpProvider, image_mime
-from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
+from imagegen.providers.errors import CHANGE_PROMPT, ApiError, answer_error, retired_model
+from imagegen.providers.http import HttpProvider
+from imagegen.providers.inputs import file_part
+from imagegen.providers.outputs import FORMAT_MIME, count, image_output
+from imagegen.types import CallContext, ImageRequest, ImageResult
 
 # §2.6: a safety refusal is a 400 coded moderation_blocked (content_policy_violation was DALL·E's).
 SAFETY_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
@@ -44,7 +44,6 @@ BILLING_CODES = frozenset(
 )
 # Fields imagegen sets itself; "stream" would turn the answer into server-sent events.
 RESERVED = frozenset({"prompt", "model", "n", "stream", "image", "image[]", "mask"})
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 # A dated snapshot id ("gpt-image-2-2026-04-21") is billed like its model (§2.2).
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: Most input images one edit takes (§2.4).
@@ -84,10 +83,8 @@ class OpenAIProvider(HttpProvider):
     ) -> None:
         super().__init__(**options)
         if output_compression is not None and not 0 <= int(output_compression) <= 100:
-            raise InvalidProviderError(
-                f'OPTIONS["output_compression"] of IMAGEGEN["PROVIDERS"][{self.alias!r}] must '
-                f"be between 0 and 100, got {output_compression!r}."
-            )
+            problem = f"must be between 0 and 100, got {output_compression!r}."
+            raise self.option_error("output_compression", problem)
         self.quality = quality
         self.background = background
         self.moderation = moderation
@@ -106,14 +103,8 @@ class OpenAIProvider(HttpProvider):
 
     # Catalog -----------------------------------------------------------------------------
 
-    def model_info(self, model: str | None = None) -> catalog.ModelInfo:
-        model = model or self.model
-        base = _SNAPSHOT.sub("", model)
-        if base != model and catalog.get_model(self.catalog_key, model) is None:
-            info = catalog.get_model(self.catalog_key, base)
-            if info is not None:
-                return replace(info, id=model)
-        return super().model_info(model)
+    def base_model(self, model: str) -> str:
+        return _SNAPSHOT.sub("", model)
 
     def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
         # The configured quality is what will be sent, so the estimate must price it.
@@ -136,18 +127,13 @@ class OpenAIProvider(HttpProvider):
                     "POST", "/images/edits", data=data, files=files, deadline=context.deadline
                 )
         except ModelUnavailable as err:
-            raise self._model_unavailable(request.model or self.model, err) from err
+            today = datetime.date.today()
+            raise retired_model(self, request.model or self.model, err, today=today) from err
         return self.parse_result(request, response)
 
     def fields(self, request: ImageRequest) -> dict[str, Any]:
         """Return the API fields for ``request``: its own, the OPTIONS defaults, then ``extra``."""
-        reserved = sorted(RESERVED & set(request.extra))
-        if reserved:
-            raise UnsupportedRequest(
-                f"extra may not set {', '.join(reserved)}: imagegen sets these itself "
-                "(streaming is not supported).",
-                provider=self.alias,
-            )
+        self.refuse_reserved(request, RESERVED, " (streaming is not supported)")
         fmt = "jpeg" if request.output_format == "jpg" else request.output_format
         fields: dict[str, Any] = {
             "model": request.model or self.model,
@@ -182,8 +168,7 @@ class OpenAIProvider(HttpProvider):
         # §2.4: the official SDK sends several files as repeated "image[]" parts (brackets).
         files: list[tuple[str, tuple[str, bytes, str]]] = []
         for index, content in enumerate(request.source_images, start=1):
-            mime = image_mime(content) or "application/octet-stream"
-            files.append(("image[]", (f"image-{index}.{mime.rpartition('/')[2]}", content, mime)))
+            files.append(("image[]", file_part(f"image-{index}", content)))
         if request.mask is not None:
             files.append(("mask", ("mask.png", request.mask, "image/png")))
         return data, files
@@ -203,13 +188,8 @@ class OpenAIProvider(HttpProvider):
                 message = "OpenAI sent an image without b64_json data."
                 raise self.fail(InvalidResponse, "no_images", message)
             content = self.decode_base64(item["b64_json"])
-            images.append(
-                ImageOutput(
-                    content=content,
-                    mime_type=image_mime(content) or MIME.get(fmt, ""),
-                    revised_prompt=item.get("revised_prompt"),
-                )
-            )
+            revised = item.get("revised_prompt")
+            images.append(image_output(content, FORMAT_MIME.get(fmt, ""), revised_prompt=revised))
         usage, cost, warnings = usage_from(body.get("usage")), None, ()
         if not usage:
             # Nothing to bill from: fall back to the catalog estimate rather than "free".
@@ -231,45 +211,20 @@ class OpenAIProvider(HttpProvider):
         # §2.6: the envelope {"error": {"message", "type", "param", "code"}} is the one the base
         # parse_error reads; "code" may be null, so the safety check also reads the message.
         code, said = error.code or "", error.message
-        kwargs: dict[str, Any] = {"provider": self.alias, "status_code": response.status_code}
         if code in SAFETY_CODES or SAFETY_MESSAGE in said.lower():
-            return ContentRejected(
-                sentence("OpenAI's safety system refused this prompt or image", said)
-                + " Change the prompt; the same request will be refused again.",
-                **kwargs,
-            )
+            what = "OpenAI's safety system refused this prompt or image"
+            return answer_error(self, response, ContentRejected, what, said, advice=CHANGE_PROMPT)
         if code in BILLING_CODES:
-            return QuotaExceeded(
-                sentence(f"OpenAI says the account is out of quota ({code})", said)
-                + " Add credit or raise the project's spend limit.",
-                **kwargs,
-            )
+            what = f"OpenAI says the account is out of quota ({code})"
+            advice = "Add credit or raise the project's spend limit."
+            return answer_error(self, response, QuotaExceeded, what, said, advice=advice)
         if code == "model_not_found" or error.param == "model":
-            return ModelUnavailable(sentence("OpenAI does not offer this model", said), **kwargs)
+            what = "OpenAI does not offer this model"
+            return answer_error(self, response, ModelUnavailable, what, said)
         if response.status_code == 400:
-            field = f" (field {error.param!r})" if error.param else ""
-            return ProviderError(
-                sentence(f"OpenAI refused the request{field}", said),
-                code="invalid_request",
-                **kwargs,
-            )
+            what = f"OpenAI refused the request{error.field_note}"
+            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
-
-    def _model_unavailable(self, model: str, err: ModelUnavailable) -> ModelUnavailable:
-        info = self.model_info(model)
-        gone = info.shutdown is not None and info.shutdown <= datetime.date.today()
-        if gone:
-            message = f"OpenAI shut down the model {model} on {info.shutdown:%Y-%m-%d}."
-        else:
-            message = err.message
-        if info.successor:
-            message += f' Use {info.successor} instead (OPTIONS["model"]).'
-        return ModelUnavailable(
-            message,
-            successor=info.successor,
-            provider=self.alias,
-            status_code=err.status_code,
-        )
 
 
 def usage_from(raw: Any) -> dict[str, int]:
@@ -280,15 +235,15 @@ def usage_from(raw: Any) -> dict[str, int]:
     """
     if not isinstance(raw, dict):
         return {}
-    inputs, outputs = _count(raw, "input_tokens"), _count(raw, "output_tokens")
+    inputs, outputs = count(raw, "input_tokens"), count(raw, "output_tokens")
     in_details = raw.get("input_tokens_details")
     out_details = raw.get("output_tokens_details")
-    text_in, image_in = _count(in_details, "text_tokens"), _count(in_details, "image_tokens")
+    text_in, image_in = count(in_details, "text_tokens"), count(in_details, "image_tokens")
     if not isinstance(in_details, dict):
         # Without the split, bill the input as text (generations send text only).
         text_in = inputs
-    text_out = _count(out_details, "text_tokens")
-    image_out = _count(out_details, "image_tokens")
+    text_out = count(out_details, "text_tokens")
+    image_out = count(out_details, "image_tokens")
     if not isinstance(out_details, dict) or "image_tokens" not in out_details:
         image_out = max(0, outputs - text_out)
     return {
@@ -298,10 +253,5 @@ def usage_from(raw: Any) -> dict[str, int]:
         "text_output_tokens": text_out,
         "input_tokens": inputs,
         "output_tokens": outputs,
-        "total_tokens": _count(raw, "total_tokens") or inputs + outputs,
+        "total_tokens": count(raw, "total_tokens") or inputs + outputs,
     }
-
-
-def _count(mapping: Any, key: str) -> int:
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

@@ -1,0 +1,93 @@
+"""What Black Forest Labs is sent: the JSON body of a task submit, built from a request.
+
+The wire format follows provider-apis.md §6.2. FLUX.2 and FLUX.1 endpoints take a size, the
+ratio-based ones (Ultra, Kontext) an ``aspect_ratio``; source images go in ``input_image`` to
+``input_image_8`` as bare base64. Unset OPTIONS are not sent, and ``ImageRequest.extra`` adds
+any other API field last.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from imagegen.catalog.bfl import (
+    ASPECT_RATIOS,
+    RATIO,
+    family,
+    max_input_images,
+    upsampling_field,
+)
+from imagegen.providers.inputs import b64
+from imagegen.types import ImageRequest
+
+if TYPE_CHECKING:
+    from imagegen.providers.bfl import BFLProvider
+
+__all__ = ["RESERVED", "input_images", "nearest_ratio", "task_body"]
+
+# Fields imagegen sets itself. A webhook would change the submit answer (no polling_url, §6.3).
+RESERVED = frozenset(
+    {"prompt", "width", "height", "aspect_ratio", "seed", "output_format", "input_image"}
+    | {f"input_image_{n}" for n in range(2, 9)}
+    | {"webhook_url", "webhook_secret"}
+)
+
+
+def task_body(provider: BFLProvider, request: ImageRequest, model: str) -> dict[str, Any]:
+    """Return the JSON body of a submit to ``model`` (§6.2); refuse what it cannot take."""
+    provider.refuse_reserved(request, RESERVED, " (and polls, so webhooks are not used)")
+    if request.count != 1:
+        raise provider.unsupported(
+            "Black Forest Labs makes one image per call; prepare() splits larger counts."
+        )
+    if request.mask is not None:
+        raise provider.unsupported("imagegen does not support Black Forest Labs' fill endpoint.")
+    if request.operation == "edit" and not request.source_images:
+        raise provider.unsupported("A Black Forest Labs edit needs at least one source image.")
+    fields: dict[str, Any] = {"prompt": request.prompt}
+    if family(model) == RATIO:
+        ratio = request.aspect_ratio or nearest_ratio(request.width, request.height)
+        fields["aspect_ratio"] = ratio
+    else:
+        fields["width"], fields["height"] = request.width, request.height
+    if request.seed is not None:
+        fields["seed"] = request.seed
+    fmt = request.output_format
+    fields["output_format"] = "jpeg" if fmt == "jpg" else fmt
+    if provider.safety_tolerance is not None:
+        fields["safety_tolerance"] = provider.safety_tolerance
+    if provider.prompt_upsampling is not None:
+        name = upsampling_field(model)
+        value = provider.prompt_upsampling
+        fields[name] = not value if name == "disable_pup" else value
+    fields.update(input_images(provider, request, model))
+    fields.update(request.extra)
+    return fields
+
+
+def input_images(provider: BFLProvider, request: ImageRequest, model: str) -> dict[str, str]:
+    """Return ``input_image`` ... ``input_image_8`` for the source images, as base64."""
+    images, limit = request.source_images, max_input_images(model)
+    if not images:
+        return {}
+    if not limit:
+        raise provider.unsupported(
+            f"Black Forest Labs' {model} takes no input image; use a FLUX.2 or Kontext "
+            'endpoint, or pass extra["image_prompt"] for a FLUX.1 image prompt.'
+        )
+    if len(images) > limit:
+        raise provider.unsupported(f"Black Forest Labs' {model} takes at most {limit} images.")
+    names = ["input_image"] + [f"input_image_{n}" for n in range(2, limit + 1)]
+    return dict(zip(names, map(b64, images), strict=False))
+
+
+def nearest_ratio(width: int, height: int) -> str:
+    """Return the aspect ratio Black Forest Labs takes that is closest to ``width`` x ``height``."""
+    target = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - target)
+
+    return min(ASPECT_RATIOS, key=distance)
