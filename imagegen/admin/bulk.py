@@ -29,12 +29,15 @@ from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.forms import BulkGenerateForm
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
+from imagegen.runners import get_runner
 
 if TYPE_CHECKING:
     from imagegen.admin.mixin import ImageGenAdminMixin
 
 #: Objects listed with an editable prompt; the rest of a larger selection use the template.
 EDITABLE_ROWS = 50
+#: Above this many objects, the page warns that the immediate runner works inside the request.
+IMMEDIATE_WARNING = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +102,9 @@ def generate_images_action(
         "objects_name": model_ngettext(opts, total),
         "hidden_count": total - len(shown),
         "estimate": format_cost(estimate),
+        # The immediate runner generates while the editor's request waits: a long run can
+        # outlast the web server's timeout, so say so before anything is spent.
+        "in_request": total > IMMEDIATE_WARNING and get_runner().is_immediate,
         "prompts_for": settings["field"],
         "queryset": queryset,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

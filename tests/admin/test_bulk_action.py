@@ -450,3 +450,26 @@ def test_the_first_post_never_generates(admin_client, locmem, articles):
     assert page.status_code == 200
     assert "Estimated total: $0.12" in text_of(page)
     assert Generation.objects.count() == 0 and locmem == []
+
+
+def test_a_large_selection_on_the_immediate_runner_is_warned_about(admin_client, locmem):
+    from tests.testapp.models import Article
+
+    Article.objects.bulk_create(Article(title=f"Story {i}") for i in range(25))
+    pks = [str(pk) for pk in Article.objects.values_list("pk", flat=True)]
+
+    big = act(admin_client, pks)
+    small = act(admin_client, pks[:3])
+
+    warning = "This site generates images while the page waits"
+    assert warning in text_of(big) and "25 objects may take longer" in text_of(big)
+    assert warning not in text_of(small)
+
+
+def test_a_queued_runner_gets_no_in_request_warning(admin_client, queued):
+    from tests.testapp.models import Article
+
+    Article.objects.bulk_create(Article(title=f"Story {i}") for i in range(25))
+    pks = [str(pk) for pk in Article.objects.values_list("pk", flat=True)]
+
+    assert "generates images while the page waits" not in text_of(act(admin_client, pks))
