@@ -122,6 +122,21 @@ def test_pages_show_generated_images(project: Project) -> None:
         assert "$0.00" in html, url
 
 
+EDITOR_SCRIPT = """
+from django.contrib.auth import get_user_model
+editor = get_user_model().objects.get(username="editor")
+print("RESULT", editor.is_staff, editor.is_superuser, editor.check_password("editor"),
+      editor.has_perm("imagegen.generate_image"), editor.has_perm("demo.change_article"),
+      editor.has_perm("demo.delete_article"))
+"""
+
+
+def test_demo_has_an_editor_who_may_generate_but_is_no_superuser(project: Project) -> None:
+    assert "Editor editor/editor created" in project.first_run
+    out = project.manage("shell", "-c", EDITOR_SCRIPT).stdout
+    assert out.split("RESULT", 1)[1].split() == ["True", "False", "True", "True", "True", "False"]
+
+
 def test_regenerate_generates_again(project: Project) -> None:
     out = project.manage("imagegen_demo", "--regenerate").stdout
     assert out.splitlines()[-1] == f"Generated {DEMO_OBJECTS} images; total cost $0.000000"

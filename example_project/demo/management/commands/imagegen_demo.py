@@ -8,12 +8,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import Truncator
 
 import imagegen
 from demo.models import Article, Product, Story
 from imagegen.exceptions import ImagegenError
+
+#: What the demo's "Editors" group may do in imagegen: generate, and read the ledger.
+EDITOR_IMAGEGEN_PERMISSIONS = ("generate_image", "view_generation")
 
 ARTICLES: list[dict[str, Any]] = [
     {
@@ -136,6 +140,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, regenerate: bool = False, **options: Any) -> None:
+        self.seed_editor()
         objects = self.seed()
         todo = [(obj, field) for obj, field in objects if regenerate or not getattr(obj, field)]
         if not todo:
@@ -154,6 +159,26 @@ class Command(BaseCommand):
             summary += f"; {failed} failed"
         style = self.style.WARNING if failed else self.style.SUCCESS
         self.stdout.write(style(summary))
+
+    def seed_editor(self) -> None:
+        """Create the "Editors" group and the editor/editor account, if they do not exist.
+
+        An editor may change the demo objects and generate their images, and read the ledger,
+        but is not a superuser: it shows what the ``imagegen.generate_image`` permission gives.
+        """
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group, Permission
+
+        group, _ = Group.objects.get_or_create(name="Editors")
+        wanted = Q(content_type__app_label="imagegen", codename__in=EDITOR_IMAGEGEN_PERMISSIONS)
+        wanted |= Q(content_type__app_label="demo", codename__regex=r"^(view|change)_")
+        group.permissions.add(*Permission.objects.filter(wanted))
+        users = get_user_model().objects
+        if users.filter(username="editor").exists():
+            return
+        editor = users.create_user("editor", "editor@example.com", "editor", is_staff=True)
+        editor.groups.add(group)
+        self.stdout.write("Editor editor/editor created: staff, may generate images, no superuser.")
 
     def seed(self) -> list[tuple[models.Model, str]]:
         """Create the demo objects that do not exist yet; return every one with its field."""
