@@ -109,7 +109,7 @@ def _retry_note(generation: Generation, user: Any) -> str:
     reason = (generation.error_message or generation.error_code or generation.status).rstrip(".")
     note = f"Retried{by} after: {reason}"
     if generation.cost:
-        # The next run's cost replaces this one on the row; keep what the failed run cost.
+        # The row's cost keeps adding up over its runs; say what this one had cost so far.
         note += f" (that run cost {format_cost(generation.cost, generation.currency)})"
     if _resumable(generation):
         note += f"; resumes provider job {generation.provider_job_id}"

@@ -160,12 +160,16 @@ def _finish(
     error: ImagegenError | None = None,
 ) -> Generation:
     run.timings["total_ms"] = round((time.monotonic() - started) * 1000)
+    # A row run again (a retry from the admin after a charged failure) keeps what its earlier
+    # runs were charged: the ledger's totals are what the provider billed, every time.
+    prior = generation.cost
+    cost = run.cost + (prior or Decimal(0)) if run.charged else prior
     fields: dict[str, Any] = {
         "finished_at": timezone.now(),
         "usage": run.usage,
         "timings": run.timings,
         "warnings": list(generation.warnings) + run.warnings,
-        "cost": run.cost if run.charged else None,
+        "cost": cost,
         "provider_job_id": generation.provider_job_id,
     }
     if error is not None:

@@ -247,3 +247,24 @@ def test_a_task_delivered_for_a_canceled_row_does_nothing(queued, locmem):
     generation.refresh_from_db()
     assert generation.status == Status.CANCELED
     assert generation.attempts == 0 and generation.images.count() == 0
+
+
+def test_a_retried_charged_failure_adds_the_new_charge_to_the_row(locmem):
+    """The ledger totals what the provider billed: the failed run's charge is not lost."""
+    generation = Generation.objects.create(
+        provider="paid",
+        prompt="A lighthouse",
+        status=Status.FAILED,
+        params={"width": 64, "height": 48},
+        estimated_cost=Decimal("0.04"),
+        cost=Decimal("0.04"),
+        error_code="storage_error",
+        error_message="The image could not be saved.",
+    )
+
+    control.retry(generation)
+
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED
+    assert generation.cost == Decimal("0.08")
+    assert Generation.objects.total_cost() == Decimal("0.08")
