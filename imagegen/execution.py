@@ -57,6 +57,8 @@ class _Run:
     restore: tuple[Any, str, str] | None = None
     #: Whether the provider accepted a job this run (or an earlier one) can resume by polling.
     resumable: bool = False
+    #: The index of the provider call in progress (of a split request), or the last one made.
+    call: int = 0
 
     def undo_attach(self) -> None:
         if self.restore is not None:
@@ -120,23 +122,32 @@ def _execute(
 
 def _call_provider(generation: Generation, run: _Run, deadline: float | None = None) -> None:
     provider = get_provider(generation.provider)
+    requests = planning.requests_from_row(generation)
+    # One job id per call of a split request, by position ("" for a call not yet accepted):
+    # a redelivered task resumes every accepted job, finished ones included (their results
+    # are fetched again), and submits only the calls the provider never accepted.
+    known = generation.provider_job_id.split(JOB_SEPARATOR) if generation.provider_job_id else []
+    job_ids = [known[index] if index < len(known) else "" for index in range(len(requests))]
 
-    def on_job_accepted(job_id: str) -> None:
-        # Persist before the first poll, so a redelivered task resumes instead of resubmitting.
-        # Fenced like every write of a run: a worker that was taken over learns it here.
-        if not _fenced(generation).update(provider_job_id=job_id, updated_at=timezone.now()):
-            raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
-        generation.provider_job_id = job_id
-        run.resumable = True
+    for index, request in enumerate(requests):
 
-    job_ids = []
-    for request in planning.requests_from_row(generation):
+        def on_job_accepted(job_id: str, index: int = index) -> None:
+            # Persist before the first poll, so a redelivered task resumes instead of
+            # resubmitting. Fenced like every write of a run: a worker that was taken over
+            # learns it here.
+            job_ids[index] = job_id
+            value = _joined(job_ids)
+            if not _fenced(generation).update(provider_job_id=value, updated_at=timezone.now()):
+                raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
+            generation.provider_job_id = value
+            run.resumable = True
+
         context = CallContext(
-            resume_job_id=generation.provider_job_id or None,
+            resume_job_id=job_ids[index] or None,
             on_job_accepted=on_job_accepted,
             deadline=deadline,
         )
-        started = time.monotonic()
+        run.call, started = index, time.monotonic()
         result = provider.generate(request, context=context)
         run.timed("provider_ms", started)
         run.charged = True
@@ -145,10 +156,18 @@ def _call_provider(generation: Generation, run: _Run, deadline: float | None = N
         run.warnings.extend(result.warnings)
         run.filtered = run.filtered or result.filtered
         run.outputs.extend(result.images)
-        job_ids.append(result.job_id or generation.provider_job_id)
-        # The next call of a split request is a new job, never a resumption of this one.
-        generation.provider_job_id = ""
-    generation.provider_job_id = ",".join(filter(None, job_ids))[:255]
+        if result.job_id:
+            job_ids[index] = result.job_id
+    generation.provider_job_id = _joined(job_ids)
+
+
+#: Between the job ids of a split request's calls on ``Generation.provider_job_id``.
+JOB_SEPARATOR = ","
+
+
+def _joined(job_ids: list[str]) -> str:
+    """Return the stored form of per-call job ids: positions kept, trailing blanks dropped."""
+    return JOB_SEPARATOR.join(job_ids).rstrip(JOB_SEPARATOR)
 
 
 def _finish(
@@ -186,12 +205,12 @@ def _finish(
 
 
 def _requeue(generation: Generation, run: _Run, error: ImagegenError) -> bool:
+    # This run's charges are not recorded: a row is only requeued when the next run cannot pay
+    # twice, that is when every charged call is a job the next run resumes, and the provider
+    # reports those jobs' cost again when they are polled. Recording it here would count it
+    # twice.
     return _transition(
-        generation,
-        Status.QUEUED,
-        error_code=error.code,
-        error_message=str(error)[:2000],
-        cost=run.cost if run.charged else generation.cost,
+        generation, Status.QUEUED, error_code=error.code, error_message=str(error)[:2000]
     )
 
 
@@ -203,7 +222,9 @@ def _failed(
     if isinstance(err, LeaseLost):
         logger.warning("imagegen: generation %s: %s", generation.pk, err)
         return generation
-    if retrying and may_retry(generation, err, charged=run.charged, resumable=run.resumable):
+    if retrying and may_retry(
+        generation, err, charged=run.charged, resumable=run.resumable, call=run.call
+    ):
         if _requeue(generation, run, err):
             raise err
         return generation  # taken over meanwhile: the other worker owns the row
@@ -212,7 +233,12 @@ def _failed(
 
 
 def may_retry(
-    generation: Generation, error: ImagegenError, *, charged: bool, resumable: bool
+    generation: Generation,
+    error: ImagegenError,
+    *,
+    charged: bool,
+    resumable: bool,
+    call: int = 0,
 ) -> bool:
     """Return whether running ``generation`` again after ``error`` cannot pay twice.
 
@@ -223,12 +249,19 @@ def may_retry(
     an accepted job the provider may have billed the request, and after a charged call (a
     storage failure) it has: the row fails with that code instead, and an editor decides
     whether to try again.
+
+    A split request (``call`` is the index of the call that failed) is resumable when every
+    call before it was accepted as a job: the retry polls those again and fetches their
+    results instead of buying them twice. The failing call itself must have been accepted
+    too, or surely not have reached the provider.
     """
     if not error.retryable:
         return False
-    single_call = len(generation.params.get("calls") or [1]) == 1
-    if resumable and generation.provider_job_id and single_call:
-        return True
+    ids = generation.provider_job_id.split(JOB_SEPARATOR) if generation.provider_job_id else []
+    if resumable and len(ids) >= call and all(ids[:call]):
+        if call < len(ids) and ids[call]:
+            return True
+        return error.code not in MAYBE_SENT
     if charged:
         return False
     return error.code not in MAYBE_SENT

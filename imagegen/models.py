@@ -117,7 +117,13 @@ class Generation(models.Model):
     )
     currency = models.CharField(_("currency"), max_length=3, default="USD")
     usage = models.JSONField(_("usage"), default=dict, blank=True)
-    provider_job_id = models.CharField(_("provider job id"), max_length=255, blank=True, default="")
+    provider_job_id = models.CharField(
+        _("provider job id"),
+        max_length=2000,
+        blank=True,
+        default="",
+        help_text=_("The provider's job id, or one per call of a split request, comma-separated."),
+    )
     error_code = models.CharField(_("error code"), max_length=64, blank=True, default="")
     error_message = models.TextField(_("error message"), blank=True, default="")
     warnings = models.JSONField(_("warnings"), default=list, blank=True)

@@ -244,13 +244,21 @@ def resume_prediction(prediction_id: str, *, aliases: Iterable[str]) -> int:
     Only rows of the given (Replicate) aliases are considered. ``running`` rows are being
     polled by their worker and are left to it; finished rows are never touched.
     """
+    from django.db.models import Q
+
+    from imagegen.execution import JOB_SEPARATOR as SEP
     from imagegen.models import Generation, Status
     from imagegen.runners import get_runner
 
+    # A split request keeps one job id per call: the prediction may be any of them.
+    waiting = (
+        Q(provider_job_id=prediction_id)
+        | Q(provider_job_id__startswith=f"{prediction_id}{SEP}")
+        | Q(provider_job_id__endswith=f"{SEP}{prediction_id}")
+        | Q(provider_job_id__contains=f"{SEP}{prediction_id}{SEP}")
+    )
     rows = Generation.objects.filter(
-        provider__in=list(aliases),
-        provider_job_id=prediction_id,
-        status__in=[Status.QUEUED, Status.RUNNING],
+        waiting, provider__in=list(aliases), status__in=[Status.QUEUED, Status.RUNNING]
     ).order_by("pk")
     runner, resumed = get_runner(), 0
     for generation in rows:

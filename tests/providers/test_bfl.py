@@ -754,3 +754,66 @@ def test_an_accepted_job_that_was_interrupted_resumes_by_polling_and_never_submi
     assert polls == [POLL]
     assert finished.cost == Decimal("0.030000")
     assert finished.images.get().file.read() == JPEG
+
+
+class SplitJobs:
+    """BFL's API for a split request: each submit is a new task; task 1 finishes at once,
+    the others stay Pending until ``ready`` is set."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.ready = False
+        self.transport = httpx.MockTransport(self.handle)
+
+    def posts(self) -> int:
+        return [r.method for r in self.requests].count("POST")
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        if request.method == "POST":
+            task = f"task-{self.posts()}"
+            url = f"https://api.us1.bfl.ai/v1/get_result?id={task}"
+            return httpx.Response(200, json={**SUBMIT, "id": task, "polling_url": url})
+        task = request.url.params["id"]
+        done = task == "task-1" or self.ready
+        return httpx.Response(200, json={**fixture("ready.json" if done else "pending.json"),
+                                         "id": task})  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_split_request_interrupted_mid_way_resumes_every_accepted_job(settings) -> None:
+    """Two calls (one image each): the worker is cut off while the second job is pending.
+
+    The redelivered task polls both recorded jobs, the finished one included, and submits
+    nothing: two jobs paid, two images, never a third submit.
+    """
+    from imagegen.models import Status
+    from imagegen.services import run_generation
+    from tests.providers.support import QUEUE_ONLY
+
+    api = SplitJobs()
+    # Three downloads: task 1's result on the first run, both results on the second.
+    cdn = MockAPI().reply(content=JPEG, headers={"content-type": "image/jpeg"}, times=3)
+    BFL.configure(settings, api, cdn, runner=QUEUE_ONLY, poll_timeout=30)
+    generation = imagegen.generate(prompt="a red fox", provider="bfl", count=2)
+    assert generation.params["calls"] == [1, 1]
+
+    with pytest.raises(ProviderUnavailable):
+        run_generation(generation.pk, retrying=True)
+    generation.refresh_from_db()
+    poll = "https://api.us1.bfl.ai/v1/get_result?id="
+    assert generation.status == Status.QUEUED
+    assert generation.provider_job_id == f"task-1|{poll}task-1,task-2|{poll}task-2"
+    assert api.posts() == 2
+    assert media_files(settings) == []
+
+    api.ready = True
+    finished = run_generation(generation.pk, retrying=True)
+
+    finished.refresh_from_db()
+    assert finished.status == Status.SUCCEEDED, finished.error_message
+    assert api.posts() == 2
+    assert finished.images.count() == 2
+    assert finished.cost == Decimal("0.060000")
+    assert len(cdn.requests) == 3
