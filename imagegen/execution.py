@@ -204,7 +204,7 @@ def _finish(
     return generation
 
 
-def _requeue(generation: Generation, run: _Run, error: ImagegenError) -> bool:
+def _requeue(generation: Generation, error: ImagegenError) -> bool:
     # This run's charges are not recorded: a row is only requeued when the next run cannot pay
     # twice, that is when every charged call is a job the next run resumes, and the provider
     # reports those jobs' cost again when they are polled. Recording it here would count it
@@ -225,7 +225,7 @@ def _failed(
     if retrying and may_retry(
         generation, err, charged=run.charged, resumable=run.resumable, call=run.call
     ):
-        if _requeue(generation, run, err):
+        if _requeue(generation, err):
             raise err
         return generation  # taken over meanwhile: the other worker owns the row
     _finish(generation, run, started, Status.FAILED, error=err)
