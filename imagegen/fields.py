@@ -9,6 +9,11 @@ from django.db import models
 from imagegen.storage import get_storage
 
 
+def generated_fields(model: type[models.Model]) -> list[GeneratedImageField]:
+    """Return the ``GeneratedImageField`` fields of ``model``, in declaration order."""
+    return [f for f in model._meta.get_fields() if isinstance(f, GeneratedImageField)]
+
+
 class GeneratedImageField(models.ImageField):
     """An ``ImageField`` filled by imagegen.
 

@@ -10,7 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from imagegen.exceptions import ImagegenConfigurationError
-from imagegen.fields import GeneratedImageField
+from imagegen.fields import generated_fields
 
 #: The most candidates an editor can ask for at once.
 MAX_COUNT = 4
@@ -37,11 +37,6 @@ def provider_choices() -> list[tuple[str, str]]:
             continue
         choices.append((alias, f"{alias}: {model}" if model else alias))
     return choices
-
-
-def generated_fields(model: type[models.Model]) -> list[GeneratedImageField]:
-    """Return the ``GeneratedImageField`` fields of ``model``, in declaration order."""
-    return [f for f in model._meta.get_fields() if isinstance(f, GeneratedImageField)]
 
 
 class GenerateForm(forms.Form):

@@ -13,7 +13,7 @@ from django.db import models
 from imagegen import catalog
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import UnsupportedRequest
-from imagegen.fields import GeneratedImageField
+from imagegen.fields import GeneratedImageField, generated_fields
 from imagegen.presets import Preset, get_preset
 from imagegen.prompts import build_prompt, clean
 from imagegen.providers import get_provider, providers
@@ -80,7 +80,7 @@ def resolve_field(target: models.Model, field: str | None) -> models.FileField:
         raise UnsupportedRequest("Save the object before generating images for it.")
     opts = target._meta
     if field is None:
-        candidates = [f for f in opts.get_fields() if isinstance(f, GeneratedImageField)]
+        candidates = generated_fields(type(target))
         if len(candidates) != 1:
             raise UnsupportedRequest(
                 f"{opts.label} has {len(candidates)} GeneratedImageFields; pass field=."

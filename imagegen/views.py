@@ -23,7 +23,8 @@ from django.views.decorators.csrf import csrf_protect
 from imagegen import services
 from imagegen.admin.history import field_history, generation_json
 from imagegen.exceptions import ImagegenError
-from imagegen.forms import GenerateForm, generated_fields
+from imagegen.fields import generated_fields
+from imagegen.forms import GenerateForm
 from imagegen.models import Generation
 from imagegen.money import format_cost
 

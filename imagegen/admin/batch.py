@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -15,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from imagegen.admin.history import row_json
 from imagegen.models import FINISHED, Generation, Status
 from imagegen.money import format_cost
 from imagegen.views import can_generate, forbidden
@@ -37,18 +39,18 @@ def _rows(model_admin: ImageGenAdminMixin, request: HttpRequest, batch: uuid.UUI
 
 def summary(rows: QuerySet) -> dict[str, Any]:
     """Return the counts per status of a run, how many are finished, and what it cost so far."""
-    counts = dict.fromkeys(Status.values, 0)
-    for row in rows.order_by().values("status").annotate(n=Count("pk")):
+    counts, cost = dict.fromkeys(Status.values, 0), Decimal(0)
+    for row in rows.order_by().values("status").annotate(n=Count("pk"), cost=Sum("cost")):
         counts[row["status"]] = row["n"]
+        cost += row["cost"] or 0
     total = sum(counts.values())
     done = sum(n for status, n in counts.items() if status in FINISHED)
-    cost = rows.aggregate(total=Sum("cost"))["total"]
     return {
         "counts": counts,
         "total": total,
         "done": done,
         "finished": total > 0 and done == total,
-        "cost": format_cost(cost or 0),
+        "cost": format_cost(cost),
     }
 
 
@@ -63,14 +65,9 @@ def _listed(rows: QuerySet, model: Any = None) -> list[dict[str, Any]]:
     for generation in generations:
         listed.append(
             {
-                "id": generation.pk,
+                **row_json(generation),
                 "object_id": generation.object_id,
                 "object": names.get(generation.object_id, generation.object_id),
-                "subject": generation.params.get("subject") or generation.prompt,
-                "status": generation.status,
-                "status_label": str(generation.get_status_display()),
-                "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
-                "cost": format_cost(generation.cost) if generation.cost is not None else "",
             }
         )
     return listed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
+from django.db.models import Count, Sum
 from django.utils import formats
 from django.utils.timezone import localtime
 
@@ -45,22 +47,33 @@ def image_json(image: GeneratedImage) -> dict[str, Any]:
     }
 
 
-def generation_json(generation: Generation) -> dict[str, Any]:
-    """Return what the widget needs to show one generation (never keys or provider payloads)."""
-    finished = generation.status in FINISHED
-    images = list(generation.images.all()) if generation.status == Status.SUCCEEDED else []
+def subject_of(generation: Generation) -> str:
+    """Return the subject the editor asked for, without the preset's style parts."""
+    return generation.params.get("subject") or generation.prompt
+
+
+def row_json(generation: Generation) -> dict[str, Any]:
+    """Return the state of one generation, as every admin page that follows one shows it."""
     return {
         "id": generation.pk,
         "status": generation.status,
         "status_label": str(generation.get_status_display()),
-        "finished": finished,
-        "prompt": generation.params.get("subject") or generation.prompt,
+        "finished": generation.status in FINISHED,
+        "prompt": subject_of(generation),
+        "cost": format_cost(generation.cost) if generation.cost is not None else "",
+        "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
+    }
+
+
+def generation_json(generation: Generation) -> dict[str, Any]:
+    """Return what the widget needs to show one generation (never keys or provider payloads)."""
+    images = list(generation.images.all()) if generation.status == Status.SUCCEEDED else []
+    return {
+        **row_json(generation),
         "preset": generation.preset,
         "provider": generation.provider,
         "model": generation.model,
-        "cost": format_cost(generation.cost) if generation.cost is not None else "",
         "estimated_cost": format_cost(generation.estimated_cost),
-        "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
         "images": [image_json(image) for image in images],
         # A failed row may have handed the request on to the preset's next provider; the
         # widget follows that row instead of reporting the failure.
@@ -87,7 +100,7 @@ def field_history(obj: models.Model, field: str) -> dict[str, Any]:
         entries.append(
             {
                 "generation": generation,
-                "subject": generation.params.get("subject") or generation.prompt,
+                "subject": subject_of(generation),
                 "cost": format_cost(generation.cost) if generation.cost is not None else "—",
                 "when": formats.date_format(localtime(generation.created_at), "DATETIME_FORMAT"),
                 "images": [
@@ -102,11 +115,11 @@ def field_history(obj: models.Model, field: str) -> dict[str, Any]:
                 ],
             }
         )
-    everything = Generation.objects.for_object(obj, field)
-    total = everything.total_cost()
+    totals = Generation.objects.for_object(obj, field).aggregate(rows=Count("pk"), cost=Sum("cost"))
+    total = totals["cost"] or Decimal(0)
     return {
         "entries": entries,
-        "count": everything.count(),
+        "count": totals["rows"],
         "total": total,
         "total_display": format_cost(total),
         "field": field,

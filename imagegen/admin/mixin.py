@@ -19,8 +19,10 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import select_template
 from django.template.response import TemplateResponse
@@ -31,10 +33,10 @@ from django.utils.translation import gettext_lazy as _
 from imagegen import views
 from imagegen.admin import batch as batch_views
 from imagegen.admin.bulk import generate_images_action
-from imagegen.fields import GeneratedImageField
-from imagegen.forms import generated_fields
+from imagegen.fields import GeneratedImageField, generated_fields
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
+from imagegen.services import cost_for
 from imagegen.storing import clear_selected, mark_selected
 from imagegen.widgets import PICK_SUFFIX, Binding, GeneratedImageWidget
 
@@ -94,7 +96,7 @@ class ImageGenAdminMixin:
     def imagegen_spend(self, obj: models.Model) -> str:
         total = getattr(obj, SPEND, None)
         if total is None:  # an object not loaded through get_queryset()
-            total = Generation.objects.for_object(obj).total_cost()
+            total = cost_for(obj)
         return format_cost(total)
 
     # --- URLs ----------------------------------------------------------------------------------
@@ -209,8 +211,8 @@ class ImageGenAdminMixin:
             GeneratedImage.objects.select_related("generation")
             .filter(
                 pk=int(raw),
-                generation__content_type__app_label=self.opts.app_label,
-                generation__content_type__model=self.opts.model_name,
+                # The ledger records the concrete model, also for a proxy model's admin.
+                generation__content_type=ContentType.objects.get_for_model(self.model),
                 generation__object_id=str(obj.pk),
                 generation__field_name=name,
                 generation__status=Status.SUCCEEDED,
@@ -246,13 +248,14 @@ class ImageGenAdminMixin:
             ]
         ).template
         if obj is not None and obj.pk is not None:
-            spend = Generation.objects.for_object(obj)
-            context["imagegen_spend"] = format_cost(spend.total_cost())
-            if request.user.has_perm("imagegen.view_generation"):
-                ct = spend.values_list("content_type_id", flat=True).first()
-                if ct is not None:
-                    context["imagegen_ledger_url"] = (
-                        reverse(f"{self.admin_site.name}:imagegen_generation_changelist")
-                        + f"?content_type__id__exact={ct}&object_id={obj.pk}"
-                    )
+            spend = Generation.objects.for_object(obj).aggregate(
+                total=Sum("cost"), rows=Count("pk")
+            )
+            context["imagegen_spend"] = format_cost(spend["total"] or 0)
+            if spend["rows"] and request.user.has_perm("imagegen.view_generation"):
+                ct = ContentType.objects.get_for_model(self.model).pk
+                context["imagegen_ledger_url"] = (
+                    reverse(f"{self.admin_site.name}:imagegen_generation_changelist")
+                    + f"?content_type__id__exact={ct}&object_id={obj.pk}"
+                )
         return super().render_change_form(request, context, add, change, form_url, obj)
