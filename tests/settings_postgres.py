@@ -11,6 +11,7 @@ DATABASES = {
         "PORT": os.environ.get("IMAGEGEN_PG_PORT", "5432"),
         "NAME": os.environ.get("IMAGEGEN_PG_NAME", "test"),
         "USER": os.environ.get("IMAGEGEN_PG_USER", "postgres"),
-        "TEST": {"NAME": "test_imagegen"},
+        # Separate checkouts running at once each name their own test database.
+        "TEST": {"NAME": os.environ.get("IMAGEGEN_PG_TEST_NAME", "test_imagegen")},
     }
 }
