@@ -51,20 +51,20 @@ def main() -> None:
     from PIL import Image
 
     import imagegen
-    from imagegen import storing
+    from imagegen.pipeline.storing import Store
     from imagegen.providers.locmem import LocmemProvider
     from tests.testapp.models import Article
 
     pngs = make_pngs(3 * ROUNDS + 3)
     ours, core, baseline = [], [], []
-    with_placeholders = storing._derive
+    with_placeholders = Store.derive
 
     def run_core(data: bytes) -> float:
-        storing._derive = lambda run, storage, image: {}
+        Store.derive = lambda self, image: {}
         try:
             return run_imagegen(data)
         finally:
-            storing._derive = with_placeholders
+            Store.derive = with_placeholders
 
     def run_imagegen(data: bytes) -> float:
         article = Article.objects.create(title="Benchmark")

@@ -36,6 +36,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from imagegen.conf import DEFAULTS, imagegen_settings
+from imagegen.derivatives import FORMATS
+from imagegen.images import MIME_TYPES
+from imagegen.presets import BUILTIN, build_preset
+from imagegen.pricing import price_from_dict
+from imagegen.providers import providers
+from imagegen.runners import load_runner_class
+from imagegen.runners.options import check_task_options, task_options
 
 PROVIDER_KEYS = {"BACKEND", "OPTIONS"}
 
@@ -67,8 +74,6 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 def _check_providers(messages: list) -> set[str]:
-    from imagegen.providers import providers
-
     config = imagegen_settings.PROVIDERS
     if not isinstance(config, dict) or not config:
         messages.append(
@@ -155,8 +160,6 @@ def _check_default(aliases: set[str], messages: list) -> None:
 
 
 def _check_presets(aliases: set[str], messages: list) -> None:
-    from imagegen.presets import BUILTIN, build_preset
-
     presets = imagegen_settings.PRESETS or {}
     if not isinstance(presets, dict):
         messages.append(
@@ -191,15 +194,17 @@ def _check_presets(aliases: set[str], messages: list) -> None:
 
 
 def _check_runner(messages: list) -> None:
-    from imagegen.runners import load_runner_class
-
     try:
         runner = load_runner_class(imagegen_settings.TASK_RUNNER)()
     except ImproperlyConfigured as err:
         messages.append(
             checks.Error(
                 str(err),
-                hint='Use "immediate" (default), "celery", "django" or a BaseRunner dotted path.',
+                hint=(
+                    "Install what the runner needs (the message names it)."
+                    if isinstance(err.__cause__, ImportError)
+                    else 'Use "immediate" (default), "celery", "django" or a BaseRunner path.'
+                ),
                 id="imagegen.E007",
             )
         )
@@ -218,8 +223,6 @@ UNSHARED_CACHES = (
 
 
 def _check_task_options(runner, messages: list) -> None:
-    from imagegen.task_options import check_task_options, task_options
-
     problems = check_task_options(imagegen_settings.TASK_OPTIONS)
     for problem in problems:
         messages.append(
@@ -296,8 +299,6 @@ def _check_budgets(messages: list) -> None:
 
 
 def _check_prices(messages: list) -> None:
-    from imagegen.pricing import price_from_dict
-
     for model, data in (imagegen_settings.PRICES or {}).items():
         try:
             price_from_dict(data)
@@ -312,8 +313,6 @@ def _check_prices(messages: list) -> None:
 
 
 def _check_formats(messages: list) -> None:
-    from imagegen.images import MIME_TYPES
-
     allowed = imagegen_settings.ALLOWED_FORMATS
     unknown = [f for f in allowed or [] if str(f).upper() not in MIME_TYPES]
     if not allowed or unknown:
@@ -329,8 +328,6 @@ def _check_formats(messages: list) -> None:
 
 def _check_derivatives(messages: list) -> None:
     from PIL import features
-
-    from imagegen.derivatives import FORMATS
 
     widths = imagegen_settings.DERIVATIVE_WIDTHS
     formats = imagegen_settings.DERIVATIVE_FORMATS

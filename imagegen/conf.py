@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "PRESETS": {},
     "TASK_RUNNER": "immediate",
     # Queues, shared rate limits, time limits and retries of the queued runners; the keys and
-    # their defaults are imagegen.task_options.TASK_DEFAULTS.
+    # their defaults are imagegen.runners.options.TASK_DEFAULTS.
     "TASK_OPTIONS": {},
     "STORAGE": "default",
     "UPLOAD_TO": "imagegen/%Y/%m/",

@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image, features
 
+from imagegen import __version__
 from imagegen.conf import imagegen_settings
 
 #: IPTC's Digital Source Type for media created by a trained model (IPTC NewsCodes).
@@ -72,8 +73,6 @@ class Derivative:
 @functools.cache
 def xmp_packet() -> bytes:
     """Return the XMP packet written into every derived file."""
-    from imagegen import __version__
-
     text = _XMP_TEMPLATE.format(
         source_type=TRAINED_ALGORITHMIC_MEDIA, creator_tool=f"django-imagegen {__version__}"
     )

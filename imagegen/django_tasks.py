@@ -1,9 +1,13 @@
-"""The Django Tasks task that runs one generation; used when ``TASK_RUNNER`` is ``"django"``.
+"""The Django Tasks runner and task; used when ``TASK_RUNNER`` is ``"django"``.
+
+:class:`DjangoTasksRunner` enqueues :func:`run_generation` for each new row when its
+transaction commits. It lives here, beside the task, and is loaded by its dotted path only
+when it is configured.
 
 Django 6 ships ``django.tasks``; on Django 5.2 the ``django-tasks`` backport provides the same
 API (``pip install django-imagegen[tasks]``). The worker side is the Celery task's
-(:func:`imagegen.worker.work`): conditional claims, leases and takeovers of jobs whose worker
-died, resumption of accepted provider jobs, the shared rate limits, retries only when they
+(:func:`imagegen.runners.worker.work`): conditional claims, leases and takeovers of jobs whose
+worker died, resumption of accepted provider jobs, the shared rate limits, retries only when they
 cannot pay twice. What Django Tasks itself lacks, and what imagegen does about it:
 
 * no retries: a job to run again later is re-enqueued with ``run_after`` when the backend
@@ -24,6 +28,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from imagegen.exceptions import ImproperlyInstalled
+from imagegen.runners import QueuedRunner
+from imagegen.runners.options import queue_for, task_options
+from imagegen.runners.worker import monotonic_deadline, work
 
 try:
     from django.tasks import task
@@ -45,9 +52,6 @@ def run_generation(pk: int, attempt: int = 1) -> None:
 
     ``attempt`` counts this job's deliveries (the row counts its runs); it backs off waits.
     """
-    from imagegen.task_options import task_options
-    from imagegen.worker import monotonic_deadline, work
-
     options = task_options()
     outcome = work(
         pk,
@@ -68,9 +72,18 @@ def run_generation(pk: int, attempt: int = 1) -> None:
     when = timezone.now() + timedelta(seconds=outcome.retry_in)
     task_ = run_generation.using(run_after=when)
     if outcome.generation is not None:
-        from imagegen.task_options import queue_for
-
         queue = queue_for(outcome.generation.provider, options)
         if queue:
             task_ = task_.using(queue_name=queue)
     task_.enqueue(pk, attempt + 1)
+
+
+class DjangoTasksRunner(QueuedRunner):
+    """Enqueue :func:`run_generation` with Django Tasks on commit."""
+
+    def dispatch(self, jobs: list[tuple[int, str]]) -> None:
+        options = task_options()
+        for pk, alias in jobs:
+            queue = queue_for(alias, options)
+            task_ = run_generation.using(queue_name=queue) if queue else run_generation
+            task_.enqueue(pk)

@@ -6,12 +6,39 @@ from typing import Any
 
 from django.db import models
 
+from imagegen.exceptions import UnsupportedRequest
+from imagegen.prompts import clean, render_prompt
 from imagegen.storage import get_storage
 
 
 def generated_fields(model: type[models.Model]) -> list[GeneratedImageField]:
     """Return the ``GeneratedImageField`` fields of ``model``, in declaration order."""
     return [f for f in model._meta.get_fields() if isinstance(f, GeneratedImageField)]
+
+
+def resolve_field(target: models.Model, field: str | None) -> models.ImageField:
+    """Return the image field of ``target`` to fill; infer it when there is exactly one.
+
+    Raises :class:`~imagegen.exceptions.UnsupportedRequest` for an unsaved target, an unknown
+    field, a field that is not an image field, or an ambiguous choice.
+    """
+    if target.pk is None:
+        raise UnsupportedRequest("Save the object before generating images for it.")
+    opts = target._meta
+    if field is None:
+        candidates = generated_fields(type(target))
+        if len(candidates) != 1:
+            raise UnsupportedRequest(
+                f"{opts.label} has {len(candidates)} GeneratedImageFields; pass field=."
+            )
+        return candidates[0]
+    try:
+        model_field = opts.get_field(field)
+    except Exception as err:
+        raise UnsupportedRequest(f"{opts.label} has no field {field!r}.") from err
+    if not isinstance(model_field, models.ImageField):
+        raise UnsupportedRequest(f"{opts.label}.{field} is not an image field.")
+    return model_field
 
 
 class GeneratedImageField(models.ImageField):
@@ -49,8 +76,6 @@ class GeneratedImageField(models.ImageField):
 
     def prompt_for(self, instance: models.Model) -> str:
         """Return the subject prompt for ``instance``: the rendered template, or its ``str()``."""
-        from imagegen.prompts import clean, render_prompt
-
         if self.prompt:
             return render_prompt(self.prompt, instance)
         return clean(str(instance))

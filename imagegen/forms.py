@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from imagegen.exceptions import ImagegenConfigurationError
 from imagegen.fields import generated_fields
+from imagegen.presets import all_presets
+from imagegen.providers import providers
 
 #: The most candidates an editor can ask for at once.
 MAX_COUNT = 4
@@ -20,15 +22,11 @@ MAX_PROMPT = 2000
 
 def preset_choices() -> list[tuple[str, str]]:
     """Return (name, label) for every preset, built-in and configured."""
-    from imagegen.presets import all_presets
-
     return [(name, str(preset.label or name)) for name, preset in all_presets().items()]
 
 
 def provider_choices() -> list[tuple[str, str]]:
     """Return (alias, "alias: model") for every configured provider, after the preset's own."""
-    from imagegen.providers import providers
-
     choices: list[tuple[str, str]] = [("", _("The preset's provider"))]
     for alias in providers:
         try:

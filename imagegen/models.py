@@ -40,6 +40,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.FILTERED: frozenset(),
 }
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.FILTERED, Status.CANCELED})
+#: Between the job ids of a split request's calls in ``Generation.provider_job_id``.
+JOB_SEPARATOR = ","
 
 
 class GenerationQuerySet(models.QuerySet):
@@ -75,6 +77,16 @@ class GenerationQuerySet(models.QuerySet):
 
     def finished(self) -> GenerationQuerySet:
         return self.filter(status__in=FINISHED)
+
+    def waiting_on(self, job_id: str) -> GenerationQuerySet:
+        """Return the rows that hold provider job ``job_id``, as their only job or one of many."""
+        sep = JOB_SEPARATOR
+        return self.filter(
+            models.Q(provider_job_id=job_id)
+            | models.Q(provider_job_id__startswith=f"{job_id}{sep}")
+            | models.Q(provider_job_id__endswith=f"{sep}{job_id}")
+            | models.Q(provider_job_id__contains=f"{sep}{job_id}{sep}")
+        )
 
 
 class Generation(models.Model):
@@ -186,23 +198,36 @@ class Generation(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
-    def transition(self, to: str, **fields: Any) -> bool:
-        """Move to status ``to`` only if the row is still in its current status; return success.
+    @property
+    def job_ids(self) -> list[str]:
+        """Return the provider job id of each call ("" for a call the provider never accepted)."""
+        return self.provider_job_id.split(JOB_SEPARATOR) if self.provider_job_id else []
 
-        This is a conditional UPDATE, so two workers racing for the same row cannot both win:
-        the loser gets False and must do nothing.
+    def held(self) -> GenerationQuerySet:
+        """Return this row as this process last saw it: same status and same attempt number.
+
+        ``attempts`` is the fencing token: each claim, retry or takeover of the row changes it,
+        so an update through this queryset does nothing for a worker whose job was taken over
+        (or for an editor whose view of the row is stale).
+        """
+        return type(self).objects.filter(pk=self.pk, status=self.status, attempts=self.attempts)
+
+    def transition(self, to: str, **fields: Any) -> bool:
+        """Move to status ``to`` if the row is still as this process saw it; return success.
+
+        This is a conditional UPDATE fenced by :meth:`held`, so of two workers (or a worker and
+        an editor) racing for the same row only one wins: the loser gets False and must do
+        nothing. ``fields`` are written in the same statement and set on the instance.
         """
         if to not in TRANSITIONS[self.status]:
             raise ValueError(f"A {self.status} generation cannot become {to}.")
         fields["updated_at"] = timezone.now()
-        won = bool(
-            type(self).objects.filter(pk=self.pk, status=self.status).update(status=to, **fields)
-        )
-        if won:
-            self.status = to
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return won
+        if not self.held().update(status=to, **fields):
+            return False
+        self.status = to
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
 
 
 class GeneratedImage(models.Model):

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from django.db import connections, models
 from django.db.models.query import ModelIterable, QuerySet
 
+from imagegen.models import GeneratedImage
 from imagegen.rendering.rows import fetch_rows, stored_name
 
 #: Attribute on a model instance holding ``{field name: row or None}``.
@@ -185,8 +186,6 @@ def load_images(
 def _rows_by_name(
     names: list[str], *, using: str | None, hint: models.Model | None
 ) -> dict[str, list[Any]]:
-    from imagegen.models import GeneratedImage
-
     if using is not None:
         queryset = GeneratedImage.objects.using(using)
     else:
@@ -265,8 +264,6 @@ def image_for(obj: models.Model, field_name: str, file_name: str) -> Any:
             isinstance(lookups, dict) and any(key[0] == field_name for key in lookups)
         ):
             return None
-    from imagegen.models import GeneratedImage
-
     queryset = GeneratedImage.objects.db_manager(hints={"instance": obj}).filter(file=file_name)
     # A handful of rows at most share a name; the cap keeps a pathological case cheap.
     candidates = fetch_rows(queryset.order_by("-selected", "-pk")[:20])

@@ -1,81 +1,81 @@
-"""The pipeline's entry points: request -> provider -> image checks -> storage -> ledger.
+"""The pipeline's public API: generate, estimate, run, retry and cancel, and what things cost.
 
-:func:`generate` plans and records a request and hands it to the task runner;
-:func:`run_generation` does the work for one row, wherever the runner runs it. It is the only
-code that touches the ORM, storage and signals on behalf of providers. The work itself lives in
-:mod:`imagegen.bulk` (writing ledger rows), :mod:`imagegen.leases` (claims, fencing and
-heartbeats), :mod:`imagegen.execution` (calling the provider, finishing, retries and
-fallbacks) and :mod:`imagegen.storing` (saving and attaching images); the names other code
-imports from here are re-exported.
+Admin views, management commands, template tags and webhooks call these functions; they call
+the runners and the :mod:`imagegen.pipeline` package, which do the work: :func:`generate`
+plans and records a request (:mod:`~imagegen.pipeline.recording`) and hands it to the task
+runner, which runs it with :func:`run_generation` wherever it runs
+(:mod:`~imagegen.pipeline.run`). Nothing below calls back up here.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
-from imagegen import planning
-from imagegen.budgets import check_budget
-from imagegen.bulk import BULK_BATCH, BulkResult, _BatchBudget, _build_row, _generate_batch, _record
 from imagegen.exceptions import BudgetExceeded, ImagegenError
-from imagegen.execution import (
-    FALLBACK_ERRORS,
-    MAYBE_SENT,
-    _call_provider,
-    _execute,
-    _failed,
-    _fall_back,
-    _finish,
-    _is_time_limit,
-    _requeue,
-    _Run,
-    may_retry,
-)
-from imagegen.leases import (
-    Lease,
-    LeaseLost,
-    _announce,
-    _claim,
-    _fenced,
-    _Heartbeat,
-    _transition,
-    recover_lost,
-)
-from imagegen.models import Generation
-from imagegen.signals import generation_finished
-from imagegen.storing import _alt_text, _derive, _save_file, _save_images, _store, _undo, attach
+from imagegen.models import Generation, Status
+from imagegen.money import format_cost
+from imagegen.pipeline.budgets import check_budget
+from imagegen.pipeline.leases import Lease
+from imagegen.pipeline.planning import Plan, make_plan
+from imagegen.pipeline.recording import record_batch, record_request
+from imagegen.pipeline.run import is_resumable
+from imagegen.pipeline.storing import attach, clear_selected, mark_selected
+from imagegen.runners import execute, get_runner
+from imagegen.signals import announce
+
+logger = logging.getLogger("imagegen")
 
 __all__ = [
     "BULK_BATCH",
-    "FALLBACK_ERRORS",
-    "MAYBE_SENT",
+    "RETRYABLE",
     "BulkResult",
-    "Lease",
-    "LeaseLost",
+    "NotRetryable",
     "attach",
+    "cancel",
+    "clear_selected",
     "cost_for",
     "estimate",
     "generate",
     "generate_many",
-    "generation_finished",
     "iter_generate_many",
-    "may_retry",
-    "recover_lost",
+    "mark_selected",
+    "plan",
+    "resume_job",
+    "retry",
     "run_generation",
 ]
 
-# Internal helpers that tests, benchmarks and older callers import from this module. To patch
-# one, patch it where it is looked up (e.g. ``imagegen.execution._store``), not here.
-_REEXPORTED = (
-    _BatchBudget, _build_row, _generate_batch, _record, _call_provider, _execute, _fall_back,
-    _failed, _finish, _is_time_limit, _requeue, _Run, _announce, _claim, _fenced, _Heartbeat,
-    _transition, _alt_text, _derive, _save_file, _save_images, _store, _undo,
-)  # fmt: skip
+#: Rows :func:`generate_many` plans, inserts and dispatches at a time.
+BULK_BATCH = 200
+#: Statuses a generation can be retried from.
+RETRYABLE = frozenset({Status.FAILED, Status.CANCELED})
+
+
+class NotRetryable(ImagegenError):
+    """The generation is not failed or canceled (any more), so it cannot be retried."""
+
+    code = "not_retryable"
+
+
+@dataclass
+class BulkResult:
+    """What :func:`generate_many` did."""
+
+    #: The rows written (queued, or finished with the immediate runner), in target order.
+    generations: list[Generation] = field(default_factory=list)
+    #: ``(target, error)`` for each object that could not be generated, such as without a
+    #: prompt, or over a budget.
+    errors: list[tuple[Any, ImagegenError]] = field(default_factory=list)
+    #: The budget error that stopped the run; the objects after it were not looked at.
+    stopped: BudgetExceeded | None = None
 
 
 def generate(
@@ -98,14 +98,10 @@ def generate(
     :class:`~imagegen.exceptions.BudgetExceeded` before writing anything if a budget would be
     broken, and :class:`~imagegen.exceptions.UnsupportedRequest` for requests that cannot work.
     """
-    plan = planning.make_plan(
+    generation = record_request(
         prompt=prompt, preset=preset, provider=provider, target=target, field=field,
-        count=count, **params,
+        count=count, user=user, **params,
     )  # fmt: skip
-    warnings = list(plan.warnings) + check_budget(plan.estimated_cost, user)
-    generation = _record(plan, user=user, warnings=warnings)
-    from imagegen.runners import get_runner
-
     runner = get_runner()
     if runner.is_immediate:
         # The image is attached to the caller's own instance, so it is up to date on return.
@@ -113,10 +109,19 @@ def generate(
     return runner.enqueue(generation)
 
 
+def plan(**kwargs: Any) -> Plan:
+    """Return what :func:`generate` with the same arguments would do; call and write nothing.
+
+    The plan names the provider, the full prompt, the calls adapted to the model and their
+    estimated cost.
+    """
+    kwargs.pop("user", None)
+    return make_plan(**kwargs)
+
+
 def estimate(**kwargs: Any) -> Decimal:
     """Return what :func:`generate` with the same arguments would cost; call and write nothing."""
-    kwargs.pop("user", None)
-    return planning.make_plan(**kwargs).estimated_cost
+    return plan(**kwargs).estimated_cost
 
 
 def generate_many(
@@ -176,8 +181,6 @@ def iter_generate_many(
     Outcomes come a batch at a time, in target order. A ``BudgetExceeded`` outcome is the
     last one.
     """
-    from imagegen.runners import get_runner
-
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
     runner, chunk = get_runner(), []
@@ -193,6 +196,29 @@ def iter_generate_many(
         yield from _generate_batch(chunk, field, user, runner, kwargs, prompt_for, batch)
 
 
+def _generate_batch(
+    targets: list[models.Model],
+    field: str | None,
+    user: Any,
+    runner: Any,
+    kwargs: dict[str, Any],
+    prompt_for: Callable[[models.Model], str | None] | None,
+    batch: uuid.UUID | None,
+) -> list[tuple[models.Model, Generation | ImagegenError]]:
+    """Record one batch of rows and hand it to ``runner``; return the outcomes in order."""
+    outcomes = record_batch(
+        targets, field, user=user, kwargs=kwargs, prompt_for=prompt_for, batch=batch
+    )
+    rows = [(index, row) for index, (_, row) in enumerate(outcomes) if isinstance(row, Generation)]
+    if not runner.is_immediate:
+        runner.enqueue_many([row for _, row in rows])
+        return outcomes
+    for index, row in rows:
+        target = outcomes[index][0]
+        outcomes[index] = (target, runner.enqueue(row, target=target))
+    return outcomes
+
+
 def run_generation(
     pk: int | Generation,
     *,
@@ -205,30 +231,129 @@ def run_generation(
 
     Claiming the row is a conditional update, so a duplicate delivery of the same job does
     nothing, and a finished job is never run again. On failure the row ends ``failed`` with a
-    code and a readable message, files written for it are deleted and the target is untouched.
-    With ``retrying=True`` a retryable error puts the row back to ``queued`` and re-raises, for a
-    task runner to schedule a retry, unless retrying could pay twice (see :func:`may_retry`).
-    ``target`` is the row's target instance when the caller has it (the immediate runner): the
-    image is set on it directly, and its field is restored if the generation fails. In-process
-    runners may pass the row itself instead of its primary key, saving a query.
+    code and a readable message, files written for it are deleted and the target is untouched;
+    when the preset has another provider to fall back to, its row is run (or dispatched) and
+    returned instead. With ``retrying=True`` a retryable error puts the row back to ``queued``
+    and re-raises, for a task runner to schedule a retry, unless retrying could pay twice (see
+    :func:`imagegen.pipeline.run.may_retry`). ``target`` is the row's target instance when the
+    caller has it (the immediate runner): the image is set on it directly, and its field is
+    restored if the generation fails. In-process runners may pass the row itself instead of
+    its primary key, saving a query.
 
-    Queued runners pass a :class:`Lease`: the row is kept alive by a heartbeat while the job
-    runs, and a ``running`` row whose worker died is taken over (a job the provider accepted
-    resumes polling, never submitting again). ``deadline`` is a ``time.monotonic()`` value by
-    which the provider must give up, such as just before the task's soft time limit.
+    Queued runners pass a :class:`~imagegen.pipeline.leases.Lease`: the row is kept alive by a
+    heartbeat while the job runs, and a ``running`` row whose worker died is taken over (a job
+    the provider accepted resumes polling, never submitting again). ``deadline`` is a
+    ``time.monotonic()`` value by which the provider must give up, such as just before the
+    task's soft time limit.
     """
     generation = pk if isinstance(pk, Generation) else Generation.objects.get(pk=pk)
-    if not _claim(generation, lease):
-        return generation
-    run, started = _Run(resumable=bool(generation.provider_job_id)), time.monotonic()
-    heartbeat = _Heartbeat(generation, lease).start() if lease is not None else None
-    try:
-        return _execute(generation, run, started, retrying, target, deadline)
-    finally:
-        if heartbeat is not None:
-            heartbeat.stop()
+    return execute(generation, retrying=retrying, target=target, lease=lease, deadline=deadline)
+
+
+def retry(generation: Generation, *, user: Any = None) -> Generation:
+    """Put a failed or canceled ``generation`` back in the queue and run it again; return it.
+
+    The same row runs again (its history is kept in ``warnings``): with the immediate runner it
+    comes back finished (or, like :func:`generate`, as its fallback's row when it failed over
+    to the preset's next provider); with a queued runner it comes back ``queued`` and is
+    dispatched when the transaction commits.
+
+    Raises :class:`~imagegen.exceptions.BudgetExceeded` before changing anything if the row's
+    estimate would break a budget, and :class:`NotRetryable` if the row is not failed or
+    canceled, or was changed meanwhile (by another retry, say).
+    """
+    if generation.status not in RETRYABLE:
+        raise NotRetryable(
+            f"Generation {generation.pk} is {generation.status}, not failed or canceled."
+        )
+    # A failed row had no images and, once queued, counts at its estimate in the budget, as
+    # a new request would.
+    budget_warnings = check_budget(generation.estimated_cost, user)
+    fields: dict[str, Any] = {
+        "error_code": "",
+        "error_message": "",
+        "started_at": None,
+        "finished_at": None,
+        "warnings": [*generation.warnings, _retry_note(generation, user), *budget_warnings],
+    }
+    if not is_resumable(generation):
+        # The old job ended at the provider (or there was none): this run sends a new request.
+        fields["provider_job_id"] = ""
+    # ``attempts`` is left alone. It is the fencing token: the claim of the next run makes it
+    # attempts + 1, and a worker of an earlier attempt that is still alive (one failed as
+    # "worker_lost" while it hung) stays fenced out only if the number never comes back. The
+    # runner does not refuse a queued row for its attempt count: ``work()`` runs a row that
+    # used up TASK_OPTIONS["MAX_ATTEMPTS"] once more, as a final attempt (no automatic retry,
+    # and a lost worker fails it rather than being taken over); a row with attempts left gets
+    # the rest of them. So an editor's retry always runs, and the token never goes back.
+    # The filter on ``attempts`` is also what stops a second retry that read the row before
+    # the first one requeued it, ran it and it failed again: the attempt number has moved on.
+    if not generation.transition(Status.QUEUED, **fields):
+        raise NotRetryable(f"Generation {generation.pk} changed meanwhile; it was not retried.")
+    return get_runner().enqueue(generation)
+
+
+def cancel(generation: Generation, *, user: Any = None) -> bool:
+    """Cancel ``generation`` if it is still ``queued``; return whether it was canceled.
+
+    A running or finished row is left alone. A task delivered later for a canceled row finds
+    it finished and does nothing, so the provider is never called for it. Sends
+    ``generation_finished`` like any other end of a generation.
+    """
+    if generation.status != Status.QUEUED:
+        return False
+    by = f" by {user.get_username()}" if _named(user) else ""
+    won = generation.transition(
+        Status.CANCELED,
+        finished_at=timezone.now(),
+        error_code="canceled",
+        error_message=f"Canceled{by} before it ran.",
+    )
+    if won:
+        announce(generation)
+    return won
+
+
+def resume_job(job_id: str, *, aliases: Iterable[str]) -> int:
+    """Dispatch the queued generations waiting on provider job ``job_id``; return how many.
+
+    A provider's completion webhook calls this. Only rows of the given aliases are considered.
+    ``running`` rows are being polled by their worker and are left to it; finished rows are
+    never touched. The runner's claim (queued -> running) is conditional, so a task runner's
+    retry that comes later, or a second delivery racing this one, finds the row taken and
+    does nothing.
+    """
+    rows = Generation.objects.waiting_on(job_id).filter(
+        provider__in=list(aliases), status__in=[Status.QUEUED, Status.RUNNING]
+    )
+    runner, resumed = get_runner(), 0
+    for generation in rows.order_by("pk"):
+        if generation.status != Status.QUEUED:
+            logger.info("imagegen: generation %s is running; its worker finishes it",
+                        generation.pk)  # fmt: skip
+            continue
+        runner.enqueue(generation)
+        resumed += 1
+    return resumed
 
 
 def cost_for(obj: models.Model) -> Decimal:
     """Return the total actual cost of every generation made for ``obj``."""
     return Generation.objects.for_object(obj).total_cost()
+
+
+def _retry_note(generation: Generation, user: Any) -> str:
+    # Stored on the row, so plain text in the site's language of record, like error messages.
+    by = f" by {user.get_username()}" if _named(user) else ""
+    reason = (generation.error_message or generation.error_code or generation.status).rstrip(".")
+    note = f"Retried{by} after: {reason}"
+    if generation.cost:
+        # The row's cost keeps adding up over its runs; say what this one had cost so far.
+        note += f" (that run cost {format_cost(generation.cost, generation.currency)})"
+    if is_resumable(generation):
+        note += f"; resumes provider job {generation.provider_job_id}"
+    return note + "."
+
+
+def _named(user: Any) -> bool:
+    return user is not None and getattr(user, "pk", None) is not None

@@ -1,7 +1,11 @@
-"""The Celery tasks of imagegen; used when ``TASK_RUNNER`` is ``"celery"``.
+"""The Celery runner and tasks of imagegen; used when ``TASK_RUNNER`` is ``"celery"``.
+
+:class:`CeleryRunner` sends :func:`run_generation_task` for each new row when its transaction
+commits. It lives here, beside the task it sends, and is loaded by its dotted path only when
+it is configured, so a site without Celery never imports it.
 
 :func:`run_generation_task` takes a primary key, never a model instance, and is safe to
-deliver more than once (see :func:`imagegen.worker.work`): the claim of the row is a
+deliver more than once (see :func:`imagegen.runners.worker.work`): the claim of the row is a
 conditional update, a finished job is never run again, a duplicate of a live job waits and
 never calls the provider, and a job whose worker died is taken over, resuming the provider's
 job when it had accepted one. That is what makes late acknowledgement safe:
@@ -16,7 +20,7 @@ job when it had accepted one. That is what makes late acknowledgement safe:
 * ``ignore_result``: the ``Generation`` row is the result.
 
 :func:`sweep_jobs_task` is the periodic reconciler for Celery beat: see
-:mod:`imagegen.sweeper`.
+:mod:`imagegen.runners.sweeper`.
 
 Reusable apps cannot import a project's Celery app, so these are ``shared_task``\\ s.
 """
@@ -25,9 +29,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
+from django.core import checks
 
 from imagegen.exceptions import ImagegenError
+from imagegen.runners import QueuedRunner
+from imagegen.runners.options import queue_for, task_options
+from imagegen.runners.sweeper import sweep_jobs
+from imagegen.runners.worker import monotonic_deadline, work
 
 #: The defaults (``IMAGEGEN["TASK_OPTIONS"]`` may override them per message).
 SOFT_TIME_LIMIT = 600
@@ -48,8 +57,6 @@ TIME_LIMIT = 660
 )
 def run_generation_task(self: Any, pk: int) -> None:
     """Run generation ``pk``; retry later when it must wait or failed in a retryable way."""
-    from imagegen.worker import monotonic_deadline, work
-
     limits = self.request.timelimit or (None, None)
     soft = limits[1] if limits[1] else self.soft_time_limit
     outcome = work(pk, deadline=monotonic_deadline(soft), deferrals=self.request.retries or 0)
@@ -62,6 +69,46 @@ def run_generation_task(self: Any, pk: int) -> None:
 @shared_task(name="imagegen.sweep_jobs", ignore_result=True)
 def sweep_jobs_task() -> dict[str, int]:
     """Re-dispatch jobs stuck in ``queued`` and resume or fail jobs whose worker died."""
-    from imagegen.sweeper import sweep_jobs
-
     return sweep_jobs().as_dict()
+
+
+class CeleryRunner(QueuedRunner):
+    """Send :func:`run_generation_task` to a Celery worker on commit.
+
+    Each job goes to the queue its provider alias is mapped to in ``TASK_OPTIONS["QUEUES"]``
+    (or Celery's default routing), with the time limits of ``TASK_OPTIONS``; a batch is sent
+    over one broker connection.
+    """
+
+    def dispatch(self, jobs: list[tuple[int, str]]) -> None:
+        options = task_options()
+        limits = {
+            "soft_time_limit": options["SOFT_TIME_LIMIT"],
+            "time_limit": options["TIME_LIMIT"],
+        }
+        app = run_generation_task.app
+        with app.producer_or_acquire() as producer:
+            for pk, alias in jobs:
+                queue = queue_for(alias, options)
+                run_generation_task.apply_async(
+                    (pk,), producer=producer, **({"queue": queue} if queue else {}), **limits
+                )
+
+    def check(self) -> list:
+        options = task_options()
+        conf = current_app.conf
+        broker = str(conf.broker_url or "")
+        visibility = (conf.broker_transport_options or {}).get("visibility_timeout", 3600)
+        hard = options["TIME_LIMIT"]
+        if broker.startswith(("redis", "rediss", "sqs")) and hard and visibility <= hard:
+            return [
+                checks.Warning(
+                    f"The broker's visibility_timeout ({visibility} s) is not longer than "
+                    f'IMAGEGEN["TASK_OPTIONS"]["TIME_LIMIT"] ({hard} s): the broker hands a '
+                    "job still running to a second worker.",
+                    hint='Set CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": ...} above '
+                    "the time limit plus the longest retry delay (such as 7200).",
+                    id="imagegen.W021",
+                )
+            ]
+        return []

@@ -55,6 +55,10 @@ from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from imagegen import services
+from imagegen.providers import providers
+from imagegen.providers.replicate import ReplicateProvider
+
 __all__ = [
     "MAX_BODY_BYTES",
     "SEEN_FOR",
@@ -154,9 +158,6 @@ def verify_signature(
 
 def _replicate_aliases() -> dict[str, object]:
     """Return the configured Replicate aliases and their provider instances."""
-    from imagegen.providers import providers
-    from imagegen.providers.replicate import ReplicateProvider
-
     found = {}
     for alias, config in providers.settings.items():
         try:
@@ -227,7 +228,7 @@ def replicate_webhook(request: HttpRequest) -> HttpResponse:
         logger.info("imagegen: Replicate webhook %s was delivered before", webhook_id)
         return _answer(200, "Already received.")
     try:
-        resumed = resume_prediction(prediction_id, aliases=list(aliases))
+        resumed = services.resume_job(prediction_id, aliases=list(aliases))
     except Exception:
         # Let Replicate deliver it again.
         cache.delete(key)
@@ -236,38 +237,3 @@ def replicate_webhook(request: HttpRequest) -> HttpResponse:
     logger.info("imagegen: Replicate webhook for prediction %s (status %s) resumed %d row(s)",
                 prediction_id, payload.get("status"), resumed)  # fmt: skip
     return _answer(200, "OK.")
-
-
-def resume_prediction(prediction_id: str, *, aliases: Iterable[str]) -> int:
-    """Dispatch the queued generations waiting on ``prediction_id``; return how many.
-
-    Only rows of the given (Replicate) aliases are considered. ``running`` rows are being
-    polled by their worker and are left to it; finished rows are never touched.
-    """
-    from django.db.models import Q
-
-    from imagegen.execution import JOB_SEPARATOR as SEP
-    from imagegen.models import Generation, Status
-    from imagegen.runners import get_runner
-
-    # A split request keeps one job id per call: the prediction may be any of them.
-    waiting = (
-        Q(provider_job_id=prediction_id)
-        | Q(provider_job_id__startswith=f"{prediction_id}{SEP}")
-        | Q(provider_job_id__endswith=f"{SEP}{prediction_id}")
-        | Q(provider_job_id__contains=f"{SEP}{prediction_id}{SEP}")
-    )
-    rows = Generation.objects.filter(
-        waiting, provider__in=list(aliases), status__in=[Status.QUEUED, Status.RUNNING]
-    ).order_by("pk")
-    runner, resumed = get_runner(), 0
-    for generation in rows:
-        if generation.status != Status.QUEUED:
-            logger.info("imagegen: generation %s is running; its worker finishes it",
-                        generation.pk)  # fmt: skip
-            continue
-        # The runner's claim (queued -> running) is conditional: a Celery retry that comes
-        # later, or a second delivery racing this one, finds the row taken and does nothing.
-        runner.enqueue(generation)
-        resumed += 1
-    return resumed

@@ -9,6 +9,7 @@ the ``ModelAdmin`` checks and sets on the field when the form is saved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ class Binding:
     field: models.Field
     urls: dict[str, str]
     can_generate: bool
+    #: Returns the history panel's context (recent generations of the field and their totals).
+    history: Callable[[], dict[str, Any]] = dict
 
 
 class GeneratedImageWidget(AdminFileWidget):
@@ -75,8 +78,6 @@ class GeneratedImageWidget(AdminFileWidget):
         base = {"enabled": False, "saved": saved, "bound": binding is not None}
         if binding is None or not saved or not binding.can_generate:
             return base
-        from imagegen.admin.history import field_history
-
         field = binding.field
         instance = binding.instance
         prefix = f"{name}-imagegen"
@@ -102,5 +103,5 @@ class GeneratedImageWidget(AdminFileWidget):
             "form": form,
             "urls": binding.urls,
             "strings": {key: str(value) for key, value in SCRIPT_STRINGS.items()},
-            "history": field_history(instance, field.name),
+            "history": binding.history(),
         }

@@ -17,8 +17,8 @@ from imagegen import derivatives
 from imagegen.checks import check_settings
 from imagegen.derivatives import TRAINED_ALGORITHMIC_MEDIA, plan_widths
 from imagegen.models import GeneratedImage, Status
+from imagegen.pipeline.storing import Store
 from imagegen.providers.locmem import LocmemProvider
-from imagegen.services import _Run, _undo
 from imagegen.storage import get_storage
 from tests.conftest import media_files, png_bytes
 
@@ -299,8 +299,9 @@ def test_same_image_twice_reuses_the_derivatives(ladder):
 def test_cleanup_keeps_a_derivative_another_row_uses(ladder):
     image = generate_from(encode(textured(600, 400)))
     name = image.derivatives[0]["name"]
-    run = _Run(created_files=[(get_storage(), name)])
-    _undo(run)  # e.g. a concurrent run that wrote the same bytes and then failed
+    store = Store()
+    store.created.append((get_storage(), name))
+    store.undo()  # e.g. a concurrent run that wrote the same bytes and then failed
     assert get_storage().exists(name)
 
 

@@ -297,7 +297,7 @@ def test_a_malformed_timestamp_is_a_bad_request(timestamp: str) -> None:
 
 def test_a_prediction_of_one_call_of_a_split_request_finds_its_row(settings, db) -> None:
     """A split request stores one job id per call; the webhook's prediction may be any one."""
-    from imagegen.webhooks import resume_prediction
+    from imagegen.services import resume_job
     from tests.providers.support import QUEUE_ONLY
 
     settings.IMAGEGEN = {"TASK_RUNNER": QUEUE_ONLY}
@@ -308,6 +308,6 @@ def test_a_prediction_of_one_call_of_a_split_request_finds_its_row(settings, db)
     row("pred2,pred3"), row("other1,pred2,other3"), row("o1,pred2"), row("pred2")
     row("pred20,xpred2")
 
-    assert resume_prediction("pred2", aliases=["flux"]) == 4
-    assert resume_prediction("pred20", aliases=["flux"]) == 1
-    assert resume_prediction("red2", aliases=["flux"]) == 0
+    assert resume_job("pred2", aliases=["flux"]) == 4
+    assert resume_job("pred20", aliases=["flux"]) == 1
+    assert resume_job("red2", aliases=["flux"]) == 0

@@ -12,6 +12,7 @@ from django.utils.timezone import localtime
 
 from imagegen.models import FINISHED, GeneratedImage, Generation, Status
 from imagegen.money import format_cost
+from imagegen.pipeline.planning import params_of
 
 #: Generations listed in a field's history panel.
 HISTORY_LIMIT = 20
@@ -49,7 +50,7 @@ def image_json(image: GeneratedImage) -> dict[str, Any]:
 
 def subject_of(generation: Generation) -> str:
     """Return the subject the editor asked for, without the preset's style parts."""
-    return generation.params.get("subject") or generation.prompt
+    return params_of(generation).subject or generation.prompt
 
 
 def row_json(generation: Generation) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from imagegen import control
+from imagegen import services
 from imagegen.exceptions import BudgetExceeded
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
@@ -146,15 +146,15 @@ class GenerationAdmin(admin.ModelAdmin):
     def retry_generations(self, request: HttpRequest, queryset: QuerySet) -> None:
         retried, failed_again, skipped, stopped = 0, 0, 0, None
         for generation in queryset.order_by("pk"):
-            if generation.status not in control.RETRYABLE:
+            if generation.status not in services.RETRYABLE:
                 skipped += 1
                 continue
             try:
-                result = control.retry(generation, user=request.user)
+                result = services.retry(generation, user=request.user)
             except BudgetExceeded as err:
                 stopped = err
                 break
-            except control.NotRetryable:  # another editor or worker got there first
+            except services.NotRetryable:  # another editor or worker got there first
                 skipped += 1
                 continue
             retried += 1
@@ -193,7 +193,7 @@ class GenerationAdmin(admin.ModelAdmin):
     def cancel_generations(self, request: HttpRequest, queryset: QuerySet) -> None:
         canceled = skipped = 0
         for generation in queryset.order_by("pk"):
-            if control.cancel(generation, user=request.user):
+            if services.cancel(generation, user=request.user):
                 canceled += 1
             else:  # running or finished, or a worker claimed it a moment ago
                 skipped += 1

@@ -30,14 +30,13 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from imagegen import views
-from imagegen.admin import batch as batch_views
-from imagegen.admin.bulk import generate_images_action
+from imagegen.admin import endpoints, progress
+from imagegen.admin.actions import generate_images_action
+from imagegen.admin.history import field_history
 from imagegen.fields import GeneratedImageField, generated_fields
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
-from imagegen.services import cost_for
-from imagegen.storing import clear_selected, mark_selected
+from imagegen.services import clear_selected, cost_for, mark_selected
 from imagegen.widgets import PICK_SUFFIX, Binding, GeneratedImageWidget
 
 #: The annotation holding each row's total cost on the changelist.
@@ -55,7 +54,7 @@ class ImageGenAdminMixin:
 
     def has_generate_image_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Return whether the user may generate images here (also the action's permission)."""
-        return views.can_generate(request, self, obj)
+        return endpoints.can_generate(request, self, obj)
 
     # --- the changelist: action and spend column ---------------------------------------------
 
@@ -115,20 +114,20 @@ class ImageGenAdminMixin:
         urls = [
             path(
                 "imagegen/batch/<uuid:batch>/",
-                self.admin_site.admin_view(bound(batch_views.progress_view)),
+                self.admin_site.admin_view(bound(progress.progress_view)),
                 name="{}_{}_imagegen_batch".format(*info),
             ),
             path(
                 "imagegen/batch/<uuid:batch>/status/",
-                bound(batch_views.status_view),
+                bound(progress.status_view),
                 name="{}_{}_imagegen_batch_status".format(*info),
             ),
         ]
         for action, view in (
-            ("estimate", views.estimate_view),
-            ("generate", views.generate_view),
-            ("status", views.status_view),
-            ("history", views.history_view),
+            ("estimate", endpoints.estimate_view),
+            ("generate", endpoints.generate_view),
+            ("status", endpoints.status_view),
+            ("history", endpoints.history_view),
         ):
             name = "{}_{}_imagegen_{}".format(*info, action)
             urls.append(path(f"{field_url}{action}/", bound(view), name=name))
@@ -162,6 +161,7 @@ class ImageGenAdminMixin:
                     field=model_field,
                     urls=self.imagegen_urls(obj, model_field.name) if allowed else {},
                     can_generate=allowed,
+                    history=functools.partial(field_history, obj, model_field.name),
                 )
             )
         return form

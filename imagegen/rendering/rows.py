@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from django.db.models.fields.files import ImageFieldFile
     from django.db.models.query import QuerySet
 
-    from imagegen.models import GeneratedImage, Generation
+from imagegen.models import GeneratedImage, Generation
 
 #: Columns of ``GeneratedImage`` read by the tags, in the order of :class:`ImageRow`'s fields.
 IMAGE_COLUMNS = (
@@ -154,8 +154,6 @@ class ImageRow(_Row):
     @property
     def file(self) -> ImageFieldFile:
         """The file, as ``GeneratedImage.file`` gives it (storage, ``url``), without a query."""
-        from imagegen.models import GeneratedImage
-
         file_field = GeneratedImage._meta.get_field("file")
         return file_field.attr_class(None, file_field, self.file_name)
 

@@ -12,8 +12,7 @@ import pytest
 
 import imagegen
 from imagegen.models import GeneratedImage, Generation, Status
-from imagegen.runners import CeleryRunner
-from imagegen.tasks import run_generation_task
+from imagegen.tasks import CeleryRunner, run_generation_task
 from tests.conftest import media_files
 from tests.integration.provider import PRICE
 from tests.testapp.models import Article

@@ -13,12 +13,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 from django.db.models import Count, Q
 
-from imagegen import planning
+from imagegen import services
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.management.output import amount
 from imagegen.models import Generation, Status
 from imagegen.presets import get_preset
 from imagegen.providers import providers
+from imagegen.runners import get_runner
 
 #: Objects loaded per query, for the run and for the estimate.
 CHUNK = 500
@@ -172,7 +173,7 @@ class Command(BaseCommand):
         refused = 0
         for obj in queryset.iterator(chunk_size=CHUNK):
             try:
-                plan = planning.make_plan(target=obj, **kwargs)
+                plan = services.plan(target=obj, **kwargs)
             except ImagegenError as err:
                 refused += 1
                 self.stderr.write(f"{self.label(obj)}: cannot generate ({err.code}: {err})")
@@ -196,9 +197,6 @@ class Command(BaseCommand):
 
     def run(self, queryset: models.QuerySet, kwargs: dict[str, Any], total: int) -> None:
         """Generate for every selected object, report each, and print the summary."""
-        import imagegen
-        from imagegen.runners import get_runner
-
         try:
             immediate = get_runner().is_immediate
         except ImproperlyConfigured as err:
@@ -208,7 +206,7 @@ class Command(BaseCommand):
         tally, bar = Tally(), self.verbosity > 0 and self.stdout.isatty()
         for obj in pages(queryset):
             try:
-                generation = imagegen.generate(target=obj, **kwargs)
+                generation = services.generate(target=obj, **kwargs)
             except ImagegenError as err:
                 outcome = Outcome(Status.FAILED, detail=f"{err.code}: {err}")
                 if isinstance(err, BudgetExceeded):  # every later object would be refused too
@@ -235,12 +233,10 @@ class Command(BaseCommand):
         dispatched from one ``on_commit`` callback (:func:`imagegen.services.generate_many`),
         so the queries per batch stay constant however many objects there are.
         """
-        from imagegen.services import iter_generate_many
-
         tally, bar = Tally(), self.verbosity > 0 and self.stdout.isatty()
         field = kwargs.pop("field")
         try:
-            for obj, result in iter_generate_many(pages(queryset), field, **kwargs):
+            for obj, result in services.iter_generate_many(pages(queryset), field, **kwargs):
                 if isinstance(result, Generation):
                     outcome = Outcome(Status.QUEUED, detail=f"generation #{result.pk}")
                 else:

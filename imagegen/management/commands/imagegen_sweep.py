@@ -4,7 +4,7 @@ Orphans are rare: a failed generation deletes its files, and so does a rolled-ba
 They are left by workers killed mid-job, by cleanups that failed (storage down) and by
 interpreters that do not free objects at once.
 
-``imagegen_sweep --jobs`` sweeps stuck jobs instead (see :mod:`imagegen.sweeper`): rows left
+``imagegen_sweep --jobs`` sweeps stuck jobs instead (see :mod:`imagegen.runners.sweeper`): rows left
 ``queued`` are dispatched again, and ``running`` rows whose worker died are resumed or failed.
 """
 
@@ -22,7 +22,9 @@ from django.utils import timezone
 
 from imagegen.conf import imagegen_settings
 from imagegen.models import GeneratedImage
-from imagegen.storage import get_storage, referenced_names, upload_prefix, walk
+from imagegen.pipeline.cleanup import referenced_names
+from imagegen.runners.sweeper import sweep_jobs
+from imagegen.storage import get_storage, upload_prefix, walk
 
 #: Rows read from the database per query, and unused files checked and deleted per batch.
 CHUNK = 2000
@@ -191,8 +193,6 @@ class Command(BaseCommand):
         self.report(prefix, minutes, dry_run, tally)
 
     def sweep_jobs(self, options: dict[str, Any]) -> None:
-        from imagegen.sweeper import sweep_jobs
-
         for key in ("queued_after", "running_after"):
             if options[key] is not None and options[key] < 0:
                 raise CommandError(f"--{key.replace('_', '-')} must be 0 or more seconds.")

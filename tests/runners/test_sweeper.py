@@ -1,4 +1,4 @@
-"""The stuck-job sweeper: imagegen.sweeper, ``imagegen_sweep --jobs`` and the beat task."""
+"""The stuck-job sweeper: imagegen.runners.sweeper, ``imagegen_sweep --jobs`` and the beat task."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.utils import timezone
 
 import imagegen
 from imagegen.models import Generation, Status
+from imagegen.pipeline.leases import recover_lost
 from imagegen.providers import locmem as locmem_module
-from imagegen.runners import BaseRunner
-from imagegen.sweeper import running_timeout, sweep_jobs
+from imagegen.runners import BaseRunner, sweeper
+from imagegen.runners.sweeper import running_timeout, sweep_jobs
 from imagegen.tasks import sweep_jobs_task
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -99,10 +100,8 @@ def test_dead_workers_rows_out_of_attempts_fail(recorder):
 def test_a_row_whose_heartbeat_comes_back_is_left_alone(recorder):
     generation = row(Status.RUNNING, seconds_ago=400, attempts=1)
     # The worker renews its lease between the sweeper's read and its update.
-    from imagegen import services
-
     Generation.objects.filter(pk=generation.pk).update(updated_at=timezone.now())
-    assert services.recover_lost(generation) is False
+    assert recover_lost(generation) is False
     generation.refresh_from_db()
     assert generation.status == Status.RUNNING
 
@@ -135,8 +134,6 @@ def test_thresholds_can_be_given(recorder):
 
 
 def test_many_rows_are_swept_in_batches(recorder, django_assert_max_num_queries, monkeypatch):
-    from imagegen import sweeper
-
     monkeypatch.setattr(sweeper, "BATCH", 10)
     rows = [row(seconds_ago=900) for _ in range(25)]
     # Per batch of queued rows: one read and one update; plus the empty page at the end of each

@@ -30,6 +30,9 @@ from typing import Any
 from django.utils import timezone
 
 from imagegen.models import Generation, Status
+from imagegen.pipeline.leases import recover_lost
+from imagegen.runners import get_runner
+from imagegen.runners.options import task_options
 
 logger = logging.getLogger("imagegen")
 
@@ -102,10 +105,6 @@ def sweep_jobs(
     :func:`running_timeout` of ``TASK_OPTIONS``. With ``dry_run`` nothing is changed and
     :attr:`JobSweep.lines` says what would be.
     """
-    from imagegen.runners import get_runner
-    from imagegen.services import recover_lost
-    from imagegen.task_options import task_options
-
     options = task_options()
     now = now or timezone.now()
     queued_after = float(options["QUEUED_TIMEOUT"] if queued_after is None else queued_after)

@@ -14,6 +14,7 @@ from typing import Any
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import ImagegenConfigurationError, ImagegenError
+from imagegen.runners.ratelimit import Limit
 
 #: ``IMAGEGEN["TASK_OPTIONS"]`` keys and their defaults.
 TASK_DEFAULTS: dict[str, Any] = {
@@ -70,8 +71,6 @@ def check_task_options(value: Any) -> list[str]:
     if not isinstance(limits, dict):
         problems.append(f'{where}["RATE_LIMITS"] must map provider aliases to limits.')
     else:
-        from imagegen.ratelimit import Limit
-
         for alias, config in limits.items():
             try:
                 Limit.from_settings(alias, config, cache_alias="default", lease=1)
@@ -92,14 +91,12 @@ def queue_for(alias: str, options: dict[str, Any] | None = None) -> str | None:
     return queues.get(alias) or None
 
 
-def limit_for(alias: str, options: dict[str, Any] | None = None) -> Any:
-    """Return the shared :class:`~imagegen.ratelimit.Limit` of ``alias``, or None."""
+def limit_for(alias: str, options: dict[str, Any] | None = None) -> Limit | None:
+    """Return the shared :class:`~imagegen.runners.ratelimit.Limit` of ``alias``, or None."""
     options = options or task_options()
     config = (options["RATE_LIMITS"] or {}).get(alias)
     if not config:
         return None
-    from imagegen.ratelimit import Limit
-
     return Limit.from_settings(
         alias, config, cache_alias=options["CACHE"], lease=float(options["LEASE"])
     )

@@ -15,7 +15,10 @@ from typing import Any
 
 from imagegen.exceptions import ImagegenError
 from imagegen.models import Generation, Status
-from imagegen.task_options import limit_for, retry_delay, task_options
+from imagegen.pipeline.leases import Lease
+from imagegen.runners import execute
+from imagegen.runners.options import limit_for, retry_delay, task_options
+from imagegen.runners.ratelimit import acquire
 
 logger = logging.getLogger("imagegen")
 
@@ -56,9 +59,6 @@ def work(
     if generation.is_finished:
         return Outcome("done", generation)
 
-    from imagegen.ratelimit import acquire
-    from imagegen.services import Lease, run_generation
-
     max_attempts = int(options["MAX_ATTEMPTS"])
     lease = Lease(
         seconds=float(options["LEASE"]),
@@ -66,12 +66,12 @@ def work(
         max_hold=float(options["TIME_LIMIT"]) if options["TIME_LIMIT"] else None,
     )
     if generation.status == Status.RUNNING and lease.left(generation) > 0:
-        return _wait(generation, lease.left(generation))
+        return wait_for_lease(generation, lease.left(generation))
     if generation.status not in (Status.QUEUED, Status.RUNNING):
         return Outcome("done", generation)
     ticket = acquire(limit_for(generation.provider, options))
     if not ticket.granted:
-        wait = _backoff(ticket.retry_after, deferrals)
+        wait = backoff(ticket.retry_after, deferrals)
         logger.info("imagegen: generation %s waits %.1f s for the %s limit of %r", pk, wait,
                     ticket.reason, generation.provider)  # fmt: skip
         return Outcome("limited", generation, retry_in=wait)
@@ -84,7 +84,7 @@ def work(
     # The claim makes this attempt number attempts + 1; the last one fails instead of retrying.
     final = generation.attempts + 1 >= max_attempts
     try:
-        result = run_generation(generation, retrying=not final, lease=lease, deadline=deadline)
+        result = execute(generation, retrying=not final, lease=lease, deadline=deadline)
     except ImagegenError as err:
         wait = retry_delay(err, generation.attempts, options)
         logger.info("imagegen: generation %s attempt %s failed (%s); retrying in %.1f s",
@@ -95,19 +95,20 @@ def work(
     if result.status == Status.RUNNING:
         # Not claimed (another delivery holds it, or took it over a moment ago), or taken over
         # from this one while it ran.
-        return _wait(result, lease.left(result))
+        return wait_for_lease(result, lease.left(result))
     if result.status == Status.QUEUED:  # lost a race with a requeue: look again soon
-        return Outcome("waiting", result, retry_in=_backoff(1.0, deferrals))
+        return Outcome("waiting", result, retry_in=backoff(1.0, deferrals))
     return Outcome("done", result)
 
 
-def _wait(generation: Generation, left: float) -> Outcome:
+def wait_for_lease(generation: Generation, left: float) -> Outcome:
+    """Return a "waiting" outcome that comes back once the row's lease (``left`` s) could lapse."""
     # Come back just after the lease could have lapsed: by then the live worker has finished
     # (and this delivery finds the row done) or is dead (and this delivery takes over).
     return Outcome("waiting", generation, retry_in=max(left, 0.0) + random.uniform(0.2, 1.0))
 
 
-def _backoff(base: float, deferrals: int) -> float:
+def backoff(base: float, deferrals: int) -> float:
     """Return a wait of at least ``base`` seconds that grows with repeated deferrals."""
     grown = min(max(base, 0.05) * 1.5 ** min(deferrals, 10), max(base, 30.0))
     return grown + random.uniform(0, grown / 4)

@@ -1,7 +1,7 @@
 """Queued runners: dispatch on commit, idempotent claims, leases and takeovers, retries, limits.
 
-These drive the worker side (:func:`imagegen.runners.work`, the Celery task's body) in-process
-on SQLite. tests/integration/ runs the same code in a real Celery worker on Redis and
+These drive the worker side (:func:`imagegen.runners.worker.work`, the Celery task's body)
+in-process on SQLite. tests/integration/ runs the same code in a real Celery worker on Redis and
 PostgreSQL, killed mid-job.
 """
 
@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 import imagegen
-from imagegen import ratelimit, runners, services
+from imagegen import services
 from imagegen.checks import check_settings
 from imagegen.exceptions import (
     ContentRejected,
@@ -28,11 +28,17 @@ from imagegen.exceptions import (
     RateLimited,
 )
 from imagegen.models import GeneratedImage, Generation, Status
+from imagegen.pipeline import leases
+from imagegen.pipeline.leases import Lease, recover_lost
+from imagegen.pipeline.storing import Store
 from imagegen.providers import locmem as locmem_module
 from imagegen.providers.locmem import LocmemProvider
-from imagegen.runners import BaseRunner, CeleryRunner, retry_delay, work
-from imagegen.services import Lease, run_generation
-from imagegen.tasks import run_generation_task, sweep_jobs_task
+from imagegen.runners import BaseRunner, ratelimit
+from imagegen.runners import options as runner_options
+from imagegen.runners.options import retry_delay
+from imagegen.runners.worker import monotonic_deadline, work
+from imagegen.services import run_generation
+from imagegen.tasks import CeleryRunner, run_generation_task, sweep_jobs_task
 from imagegen.types import CallContext, ImageRequest, ImageResult
 from tests.conftest import media_files
 from tests.testapp.models import Article
@@ -259,7 +265,7 @@ def test_a_job_out_of_attempts_fails_instead_of_running_again(queued):
     generation = age(claim(Generation.objects.get(pk=generation.pk)), 60)
     assert generation.attempts == 2
     finished = []
-    with mock.patch("imagegen.services.generation_finished.send_robust",
+    with mock.patch("imagegen.signals.generation_finished.send_robust",
                     side_effect=lambda **kw: finished.append(kw) or []):  # fmt: skip
         outcome = work(generation.pk)
     assert outcome.state == "done"
@@ -277,7 +283,7 @@ def test_a_worker_that_was_taken_over_stores_nothing(queued, settings):
     def taken_over():
         # While this worker is in the provider call, it is presumed dead and taken over.
         row = age(Generation.objects.get(pk=generation.pk), 31)
-        assert services.recover_lost(row, to=Status.RUNNING)
+        assert recover_lost(row, to=Status.RUNNING)
 
     LocmemProvider.script(None)
     with mock.patch.object(LocmemProvider, "_generate", autospec=True,
@@ -306,7 +312,7 @@ def test_a_worker_that_was_taken_over_learns_it_when_its_job_is_accepted(queued)
 
     def taken_over():
         row = age(Generation.objects.get(pk=generation.pk), 31)
-        services.recover_lost(row, to=Status.RUNNING)
+        recover_lost(row, to=Status.RUNNING)
 
     original = JobProvider._generate
 
@@ -324,7 +330,7 @@ def test_a_worker_that_was_taken_over_learns_it_when_its_job_is_accepted(queued)
 def test_the_heartbeat_renews_the_lease_until_the_row_is_lost(queued):
     generation = age(claim(make()), 20)
     renewed = []
-    beat = services._Heartbeat(generation, Lease(seconds=30, on_renew=lambda: renewed.append(1)))
+    beat = leases.Heartbeat(generation, Lease(seconds=30, on_renew=lambda: renewed.append(1)))
     assert beat.renew() is True
     generation.refresh_from_db()
     assert (timezone.now() - generation.updated_at).total_seconds() < 5
@@ -337,8 +343,8 @@ def test_the_heartbeat_renews_the_lease_until_the_row_is_lost(queued):
 def test_the_heartbeat_thread_beats_and_stops(queued):
     generation = claim(make())
     beats = threading.Event()
-    with mock.patch.object(services._Heartbeat, "renew", side_effect=lambda: beats.set() or True):
-        beat = services._Heartbeat(generation, Lease(seconds=0.15)).start()
+    with mock.patch.object(leases.Heartbeat, "renew", side_effect=lambda: beats.set() or True):
+        beat = leases.Heartbeat(generation, Lease(seconds=0.15)).start()
         assert beats.wait(2)
         beat.stop()
     assert not beat._thread.is_alive()
@@ -347,10 +353,8 @@ def test_the_heartbeat_thread_beats_and_stops(queued):
 def test_the_heartbeat_gives_up_after_the_hard_time_limit(queued):
     generation = claim(make())
     calls = []
-    with mock.patch.object(
-        services._Heartbeat, "renew", side_effect=lambda: calls.append(1) or True
-    ):
-        beat = services._Heartbeat(generation, Lease(seconds=0.15, max_hold=0.2)).start()
+    with mock.patch.object(leases.Heartbeat, "renew", side_effect=lambda: calls.append(1) or True):
+        beat = leases.Heartbeat(generation, Lease(seconds=0.15, max_hold=0.2)).start()
         beat._thread.join(2)
     assert not beat._thread.is_alive()  # stopped renewing: a hung job loses its lease
     assert 1 <= len(calls) <= 4
@@ -358,7 +362,7 @@ def test_the_heartbeat_gives_up_after_the_hard_time_limit(queued):
 
 def test_run_generation_keeps_a_heartbeat_only_under_a_lease(queued):
     generation = make()
-    with mock.patch.object(services._Heartbeat, "start", autospec=True,
+    with mock.patch.object(leases.Heartbeat, "start", autospec=True,
                            side_effect=lambda self: self) as start:  # fmt: skip
         run_generation(generation.pk)
         assert start.call_count == 0
@@ -391,7 +395,7 @@ def test_a_rate_limited_job_is_retried_after_retry_after_and_charged_once(queued
 
 
 def test_retries_back_off_exponentially_with_jitter(queued):
-    opts = {**runners.TASK_DEFAULTS, "RETRY_BACKOFF": 2, "RETRY_BACKOFF_MAX": 20}
+    opts = {**runner_options.TASK_DEFAULTS, "RETRY_BACKOFF": 2, "RETRY_BACKOFF_MAX": 20}
     for attempt, base in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 20), (9, 20)]:
         delays = [retry_delay(ProviderUnavailable("x"), attempt, opts) for _ in range(50)]
         assert all(base <= d <= base * 1.5 for d in delays), (attempt, delays)
@@ -445,7 +449,7 @@ def test_a_timeout_after_the_job_was_accepted_is_retried_to_resume_it(queued):
 def test_a_charged_call_is_not_paid_for_again_after_a_storage_failure(queued):
     generation = make()
     failure = ImagegenError("disk full", code="storage_error", retryable=True)
-    with mock.patch("imagegen.execution._store", side_effect=failure):
+    with mock.patch.object(Store, "store", side_effect=failure):
         outcome = work(generation.pk)
     assert outcome.state == "done"
     generation.refresh_from_db()
@@ -484,11 +488,11 @@ def test_a_soft_time_limit_while_polling_an_accepted_job_is_retried(queued):
 
 def test_the_provider_gets_a_deadline_before_the_soft_time_limit(queued):
     generation = make(provider="jobs")
-    deadline = runners.monotonic_deadline(100)
+    deadline = monotonic_deadline(100)
     work(generation.pk, deadline=deadline)
     assert JobProvider.contexts[0].deadline == deadline
     assert 90 < deadline - time.monotonic() <= 95
-    assert runners.monotonic_deadline(None) is None
+    assert monotonic_deadline(None) is None
 
 
 # The Celery task --------------------------------------------------------------------------------
@@ -567,7 +571,7 @@ def test_a_rate_refusal_gives_back_the_concurrency_slot(queued):
 
 def test_a_job_without_room_waits_without_calling_the_provider(queued):
     options(queued, RATE_LIMITS={"test": {"CONCURRENCY": 1}})
-    held = ratelimit.acquire(runners.limit_for("test"))
+    held = ratelimit.acquire(runner_options.limit_for("test"))
     generation = make()
     outcome = work(generation.pk)
     assert outcome.state == "limited" and 1 <= outcome.retry_in <= 31
@@ -580,7 +584,7 @@ def test_a_job_without_room_waits_without_calling_the_provider(queued):
     assert work(generation.pk).state == "done"
     assert len(locmem_module.requests) == 1
     # The job gave its slot back when it finished.
-    assert ratelimit.acquire(runners.limit_for("test")).granted
+    assert ratelimit.acquire(runner_options.limit_for("test")).granted
 
 
 def test_a_rate_limit_is_shared_by_jobs(queued):
@@ -595,7 +599,7 @@ def test_the_heartbeat_keeps_the_limiter_slot(queued):
     options(queued, RATE_LIMITS={"test": {"CONCURRENCY": 1}}, LEASE=30)
     generation = make()
     seen = []
-    with mock.patch.object(services._Heartbeat, "start", autospec=True,
+    with mock.patch.object(leases.Heartbeat, "start", autospec=True,
                            side_effect=lambda self: seen.append(self) or self):  # fmt: skip
         work(generation.pk)
     assert seen[0].lease.on_renew is not None

@@ -1,8 +1,9 @@
 """Claims, fencing and leases: how one run takes, holds and gives up its ledger row.
 
-A run claims a ``queued`` row with a conditional update; every later write is fenced by the
-row's ``attempts``, and with a :class:`Lease` a heartbeat thread keeps a ``running`` row alive,
-so a row whose worker died can be taken over or recovered.
+A run claims a ``queued`` row with a conditional update (:func:`claim`); every later write is
+fenced by the row's ``attempts`` (:meth:`Generation.held <imagegen.models.Generation.held>`),
+and with a :class:`Lease` a :class:`Heartbeat` thread keeps a ``running`` row alive, so a row
+whose worker died can be taken over or recovered (:func:`recover_lost`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection
 from django.utils import timezone
 
 from imagegen.exceptions import ImagegenError
-from imagegen.models import TRANSITIONS, Generation, Status
-from imagegen.signals import generation_finished
+from imagegen.models import Generation, Status
+from imagegen.signals import announce
 
 logger = logging.getLogger("imagegen")
 
@@ -61,31 +62,7 @@ class Lease:
         return self.seconds - (now - generation.updated_at).total_seconds()
 
 
-def _fenced(generation: Generation) -> models.QuerySet:
-    """Return the row as this run holds it: same status and same attempt number.
-
-    ``attempts`` is the fencing token: each claim, retry or takeover increments it, so an
-    update filtered by it fails for a worker whose job was taken over.
-    """
-    return Generation.objects.filter(
-        pk=generation.pk, status=generation.status, attempts=generation.attempts
-    )
-
-
-def _transition(generation: Generation, to: str, **fields: Any) -> bool:
-    """Move the row to ``to`` if it is still as this run last saw it; return whether it did."""
-    if to not in TRANSITIONS[generation.status]:
-        raise ValueError(f"A {generation.status} generation cannot become {to}.")
-    fields["updated_at"] = timezone.now()
-    if not _fenced(generation).update(status=to, **fields):
-        return False
-    generation.status = to
-    for name, value in fields.items():
-        setattr(generation, name, value)
-    return True
-
-
-def _claim(generation: Generation, lease: Lease | None) -> bool:
+def claim(generation: Generation, lease: Lease | None) -> bool:
     """Take the row for this run; return False if it is not this run's to take.
 
     A ``queued`` row is claimed with a conditional update, so of two deliveries only one
@@ -95,8 +72,8 @@ def _claim(generation: Generation, lease: Lease | None) -> bool:
     """
     now = timezone.now()
     if generation.status == Status.QUEUED:
-        return _transition(
-            generation, Status.RUNNING, started_at=now, attempts=generation.attempts + 1
+        return generation.transition(
+            Status.RUNNING, started_at=now, attempts=generation.attempts + 1
         )
     if generation.status != Status.RUNNING or lease is None or lease.left(generation, now) > 0:
         return False
@@ -133,7 +110,7 @@ def recover_lost(
         if stale.update(**fields):
             for name, value in fields.items():
                 setattr(generation, name, value)
-            _announce(generation)
+            announce(generation)
         return False
     if generation.provider_job_id:
         note = f"resumes provider job {generation.provider_job_id}"
@@ -156,7 +133,7 @@ def recover_lost(
     return True
 
 
-class _Heartbeat:
+class Heartbeat:
     """Keep a claimed row's lease alive from a thread while its job runs."""
 
     def __init__(self, generation: Generation, lease: Lease) -> None:
@@ -168,7 +145,7 @@ class _Heartbeat:
             target=self._run, name=f"imagegen-lease-{generation.pk}", daemon=True
         )
 
-    def start(self) -> _Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -207,12 +184,3 @@ class _Heartbeat:
         finally:
             if used_db:
                 connection.close()
-
-
-def _announce(generation: Generation) -> None:
-    # A failing receiver must not turn a finished generation into an error for the caller.
-    for receiver, response in generation_finished.send_robust(
-        sender=Generation, generation=generation
-    ):
-        if isinstance(response, Exception):
-            logger.error("imagegen: generation_finished receiver %r raised %r", receiver, response)

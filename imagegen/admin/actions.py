@@ -24,8 +24,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from imagegen import planning, services
+from imagegen import services
 from imagegen.exceptions import BudgetExceeded, ImagegenError
+from imagegen.fields import resolve_field
 from imagegen.forms import BulkGenerateForm
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
@@ -128,7 +129,7 @@ def _settings(form: BulkGenerateForm, valid: bool) -> dict[str, Any]:
 
 
 def _default_prompt(obj: models.Model, field: str) -> str:
-    model_field = planning.resolve_field(obj, field)
+    model_field = resolve_field(obj, field)
     return model_field.prompt_for(obj)
 
 
@@ -139,7 +140,7 @@ def _plan_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
 def _row(obj: models.Model, settings: dict, defaults: dict, edited: dict) -> Row:
     default = defaults[str(obj.pk)]
     try:
-        plan = planning.make_plan(
+        plan = services.plan(
             target=obj,
             field=settings["field"],
             prompt=edited.get(str(obj.pk)) or None,
@@ -162,7 +163,7 @@ def _estimate_rest(queryset: models.QuerySet, shown: list, settings: dict) -> De
     rest = queryset.exclude(pk__in=[obj.pk for obj in shown])
     for obj in rest.iterator(chunk_size=500):
         try:
-            plan = planning.make_plan(target=obj, field=settings["field"], **_plan_kwargs(settings))
+            plan = services.plan(target=obj, field=settings["field"], **_plan_kwargs(settings))
         except ImagegenError:
             continue
         total += plan.estimated_cost

@@ -8,11 +8,12 @@ import pytest
 from django.contrib.auth import get_user_model
 
 import imagegen
-from imagegen import control
+from imagegen import services
 from imagegen.exceptions import BudgetExceeded, ProviderError
 from imagegen.models import Generation, Status
 from imagegen.providers.locmem import LocmemProvider
-from imagegen.runners import QueuedRunner, work
+from imagegen.runners import QueuedRunner
+from imagegen.runners.worker import work
 from imagegen.services import run_generation
 from imagegen.signals import generation_finished
 from imagegen.tasks import run_generation_task
@@ -62,7 +63,7 @@ def row(status: str, **fields) -> Generation:
 def test_retry_runs_a_failed_row_again_and_keeps_its_error_in_the_warnings(locmem, editor):
     generation = failed_row()
 
-    retried = control.retry(generation, user=editor)
+    retried = services.retry(generation, user=editor)
 
     assert retried.pk == generation.pk  # the same row, not a new one
     retried.refresh_from_db()
@@ -79,7 +80,7 @@ def test_retry_runs_a_failed_row_again_and_keeps_its_error_in_the_warnings(locme
 def test_retry_runs_a_canceled_row(locmem):
     generation = row(Status.CANCELED, error_code="canceled", error_message="Canceled.")
 
-    retried = control.retry(generation)
+    retried = services.retry(generation)
 
     assert retried.status == Status.SUCCEEDED
     assert retried.images.count() == 1
@@ -90,8 +91,8 @@ def test_retry_runs_a_canceled_row(locmem):
 def test_only_failed_or_canceled_rows_can_be_retried(locmem, status):
     generation = row(status)
 
-    with pytest.raises(control.NotRetryable):
-        control.retry(generation)
+    with pytest.raises(services.NotRetryable):
+        services.retry(generation)
 
     generation.refresh_from_db()
     assert generation.status == status and generation.warnings == []
@@ -103,11 +104,11 @@ def test_of_two_retries_of_the_same_failure_only_one_runs(locmem):
     stale = Generation.objects.get(pk=generation.pk)  # a second editor read it too
     LocmemProvider.script(ProviderError("Still down."))
 
-    control.retry(generation)  # runs and fails again: failed once more, but a later attempt
+    services.retry(generation)  # runs and fails again: failed once more, but a later attempt
     assert generation.status == Status.FAILED
 
-    with pytest.raises(control.NotRetryable):
-        control.retry(stale)
+    with pytest.raises(services.NotRetryable):
+        services.retry(stale)
     assert len(locmem) == 2  # the first run and one retry; the stale retry called nothing
     generation.refresh_from_db()
     assert generation.error_message == "Still down."
@@ -121,7 +122,7 @@ def test_retry_checks_the_budget_first(settings, locmem, editor):
     settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"SITE_MONTHLY": "0.05"}}
 
     with pytest.raises(BudgetExceeded, match="monthly budget"):
-        control.retry(generation, user=editor)
+        services.retry(generation, user=editor)
 
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
@@ -136,7 +137,7 @@ def test_retry_in_warn_mode_records_the_budget_warning(settings, locmem):
     settings.IMAGEGEN = {**settings.IMAGEGEN,
                          "BUDGETS": {"SITE_MONTHLY": "0.01", "ACTION": "warn"}}  # fmt: skip
 
-    retried = control.retry(generation)
+    retried = services.retry(generation)
 
     assert retried.status == Status.SUCCEEDED
     assert any("monthly budget" in warning for warning in retried.warnings)
@@ -148,7 +149,7 @@ def test_with_a_queued_runner_retry_dispatches_on_commit(
     generation = row(Status.FAILED, error_code="provider_error", error_message="Down.")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        retried = control.retry(generation)
+        retried = services.retry(generation)
     assert retried.status == Status.QUEUED
     assert Generation.objects.get(pk=generation.pk).status == Status.QUEUED
     assert queued == []  # nothing is sent before the transaction commits
@@ -161,7 +162,7 @@ def test_a_retried_row_past_max_attempts_still_runs(queued, settings):
     generation = row(Status.FAILED, attempts=5, error_code="worker_lost", error_message="Lost.")
     settings.IMAGEGEN = {**settings.IMAGEGEN, "TASK_OPTIONS": {"MAX_ATTEMPTS": 5}}
 
-    control.retry(generation)
+    services.retry(generation)
     outcome = work(generation.pk)
 
     assert outcome.state == "done"
@@ -174,7 +175,7 @@ def test_a_retried_row_past_max_attempts_still_runs(queued, settings):
 def test_retry_resumes_a_provider_job_only_when_it_may_still_finish(queued, code, kept):
     generation = row(Status.FAILED, error_code=code, error_message="x", provider_job_id="job-1")
 
-    control.retry(generation)
+    services.retry(generation)
 
     generation.refresh_from_db()
     assert generation.provider_job_id == kept
@@ -185,7 +186,7 @@ def test_retry_keeps_the_cost_of_a_charged_failure_in_the_warnings(queued):
     generation = row(Status.FAILED, cost=Decimal("0.04"), error_code="storage_error",
                      error_message="The image could not be saved.")  # fmt: skip
 
-    control.retry(generation)
+    services.retry(generation)
 
     assert generation.warnings == [
         "Retried after: The image could not be saved (that run cost $0.04)."
@@ -204,7 +205,7 @@ def test_cancel_cancels_a_queued_row_and_announces_it(queued, editor):
 
     generation_finished.connect(receiver)
     try:
-        assert control.cancel(generation, user=editor) is True
+        assert services.cancel(generation, user=editor) is True
     finally:
         generation_finished.disconnect(receiver)
 
@@ -220,7 +221,7 @@ def test_cancel_cancels_a_queued_row_and_announces_it(queued, editor):
 def test_cancel_leaves_running_and_finished_rows_alone(queued, status):
     generation = row(status)
 
-    assert control.cancel(generation) is False
+    assert services.cancel(generation) is False
 
     generation.refresh_from_db()
     assert generation.status == status and generation.error_code == ""
@@ -231,13 +232,13 @@ def test_cancel_loses_to_a_worker_that_claimed_the_row(queued):
     stale = Generation.objects.get(pk=generation.pk)
     work(generation.pk)  # a worker claims and runs it
 
-    assert control.cancel(stale) is False
+    assert services.cancel(stale) is False
     assert Generation.objects.get(pk=generation.pk).status == Status.SUCCEEDED
 
 
 def test_a_task_delivered_for_a_canceled_row_does_nothing(queued, locmem):
     generation = row(Status.QUEUED)
-    assert control.cancel(generation)
+    assert services.cancel(generation)
 
     assert run_generation(generation.pk).status == Status.CANCELED
     assert work(generation.pk).state == "done"
@@ -262,7 +263,7 @@ def test_a_retried_charged_failure_adds_the_new_charge_to_the_row(locmem):
         error_message="The image could not be saved.",
     )
 
-    control.retry(generation)
+    services.retry(generation)
 
     generation.refresh_from_db()
     assert generation.status == Status.SUCCEEDED

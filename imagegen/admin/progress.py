@@ -16,10 +16,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from imagegen.admin.endpoints import can_generate, forbidden
 from imagegen.admin.history import row_json
 from imagegen.models import FINISHED, Generation, Status
 from imagegen.money import format_cost
-from imagegen.views import can_generate, forbidden
 
 if TYPE_CHECKING:
     from imagegen.admin.mixin import ImageGenAdminMixin

@@ -1,10 +1,16 @@
-"""Turn ``generate()`` arguments into a costed plan: provider, prompt, adapted calls, estimate."""
+"""Turn ``generate()`` arguments into a costed plan, and own the schema of ``Generation.params``.
+
+:func:`make_plan` resolves the arguments into a :class:`Plan`: the provider, the full prompt,
+the calls adapted to the model and their estimate. What a row asks for beyond its columns is a
+:class:`Params` value, written to ``Generation.params`` by :meth:`Params.to_json` and read back
+by :func:`params_of`; no other module knows its keys.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +19,7 @@ from django.db import models
 from imagegen import catalog
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import UnsupportedRequest
-from imagegen.fields import GeneratedImageField, generated_fields
+from imagegen.fields import GeneratedImageField, resolve_field
 from imagegen.presets import Preset, get_preset
 from imagegen.prompts import build_prompt, clean
 from imagegen.providers import get_provider, providers
@@ -35,6 +41,72 @@ PARAMS = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class Params:
+    """What a ledger row asks for beyond its columns: the schema of ``Generation.params``."""
+
+    #: The subject the caller or the field's template gave, without the preset's parts.
+    subject: str = ""
+    #: The caller's own keyword arguments, so that a fallback provider gets the same request.
+    args: dict[str, Any] = field(default_factory=dict)
+    width: int = 1024
+    height: int = 1024
+    aspect_ratio: str | None = None
+    #: The seed of the first image; later images (and later calls) take the following ones.
+    seed: int | None = None
+    output_format: str = "png"
+    quality: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Images per provider call: a request the model cannot serve in one call is split.
+    calls: tuple[int, ...] = ()
+    #: Whether the first image is set on the target field when the row succeeds.
+    attach: bool = False
+    #: The provider aliases to fall back through, in order, after a provider failure.
+    fallbacks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the value stored in ``Generation.params``."""
+        data = asdict(self)
+        data["calls"], data["fallbacks"] = list(self.calls), list(self.fallbacks)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Params:
+        """Return the value stored in ``data``; keys it lacks (older rows) take the defaults."""
+        data = data or {}
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        for name in ("calls", "fallbacks"):
+            known[name] = tuple(known.get(name) or ())
+        for name in ("args", "extra"):
+            known[name] = dict(known.get(name) or {})
+        return cls(**known)
+
+    def requests(self, generation: Any) -> list[ImageRequest]:
+        """Return the adapted provider calls of ``generation``, whose params these are."""
+        calls = self.calls or (generation.count,)
+        return [
+            ImageRequest(
+                prompt=generation.prompt,
+                negative_prompt=generation.negative_prompt,
+                width=self.width,
+                height=self.height,
+                aspect_ratio=self.aspect_ratio,
+                count=count,
+                seed=None if self.seed is None else self.seed + sum(calls[:index]),
+                model=generation.model or None,
+                output_format=self.output_format,
+                quality=self.quality,
+                extra=self.extra,
+            )
+            for index, count in enumerate(calls)
+        ]
+
+
+def params_of(generation: Any) -> Params:
+    """Return the :class:`Params` of a ``Generation`` row."""
+    return Params.from_json(generation.params)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """Everything decided before a generation row is written."""
 
@@ -45,11 +117,9 @@ class Plan:
     calls: list[ImageRequest]
     warnings: list[str]
     estimated_cost: Decimal
+    params: Params
     target: models.Model | None = None
     field_name: str = ""
-    attach: bool = True
-    fallbacks: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -61,7 +131,12 @@ class Plan:
             "provider": self.provider.alias,
             "prompt": self.prompt,
             "negative": self.negative_prompt,
-            "params": self.params,
+            # What is asked, not what happens to the result: attach and fallbacks stay out.
+            "params": {
+                key: value
+                for key, value in self.params.to_json().items()
+                if key not in ("attach", "fallbacks")
+            },
             "target": _target_key(self.target, self.field_name),
         }
         data = json.dumps(payload, sort_keys=True, default=str).encode()
@@ -72,27 +147,6 @@ def _target_key(target: models.Model | None, field: str) -> str:
     if target is None:
         return ""
     return f"{target._meta.label_lower}:{target.pk}:{field}"
-
-
-def resolve_field(target: models.Model, field: str | None) -> models.FileField:
-    """Return the image field of ``target`` to fill; infer it when there is exactly one."""
-    if target.pk is None:
-        raise UnsupportedRequest("Save the object before generating images for it.")
-    opts = target._meta
-    if field is None:
-        candidates = generated_fields(type(target))
-        if len(candidates) != 1:
-            raise UnsupportedRequest(
-                f"{opts.label} has {len(candidates)} GeneratedImageFields; pass field=."
-            )
-        return candidates[0]
-    try:
-        model_field = opts.get_field(field)
-    except Exception as err:
-        raise UnsupportedRequest(f"{opts.label} has no field {field!r}.") from err
-    if not isinstance(model_field, models.ImageField):
-        raise UnsupportedRequest(f"{opts.label}.{field} is not an image field.")
-    return model_field
 
 
 def _choose_alias(explicit: str | None, field_alias: str | None, preset: Preset | None) -> tuple:
@@ -166,40 +220,18 @@ def make_plan(
         estimated_cost=catalog.estimate_calls(calls, info),
         target=target,
         field_name=model_field.name if model_field else "",
-        attach=bool(params.get("attach", True)),
-        fallbacks=fallbacks,
-        params={
-            "subject": clean(subject),
-            # The caller's own arguments, so a fallback provider gets the same request.
-            "args": {k: v for k, v in params.items() if k != "attach"},
-            "width": first.width,
-            "height": first.height,
-            "aspect_ratio": first.aspect_ratio,
-            "seed": first.seed,
-            "output_format": first.output_format,
-            "quality": first.quality,
-            "extra": dict(first.extra),
-            "calls": [call.count for call in calls],
-        },
+        params=Params(
+            subject=clean(subject),
+            args={k: v for k, v in params.items() if k != "attach"},
+            width=first.width,
+            height=first.height,
+            aspect_ratio=first.aspect_ratio,
+            seed=first.seed,
+            output_format=first.output_format,
+            quality=first.quality,
+            extra=dict(first.extra),
+            calls=tuple(call.count for call in calls),
+            attach=bool(params.get("attach", True)),
+            fallbacks=fallbacks,
+        ),
     )
-
-
-def requests_from_row(generation: Any) -> list[ImageRequest]:
-    """Rebuild the adapted provider calls stored on a Generation row."""
-    p = generation.params
-    return [
-        ImageRequest(
-            prompt=generation.prompt,
-            negative_prompt=generation.negative_prompt,
-            width=p["width"],
-            height=p["height"],
-            aspect_ratio=p.get("aspect_ratio"),
-            count=count,
-            seed=None if p.get("seed") is None else p["seed"] + sum(p["calls"][:index]),
-            model=generation.model or None,
-            output_format=p.get("output_format", "png"),
-            quality=p.get("quality"),
-            extra=p.get("extra") or {},
-        )
-        for index, count in enumerate(p.get("calls") or [generation.count])
-    ]

@@ -1,0 +1,153 @@
+"""Task runners: where a new row's generation runs, and how a row is run by any of them.
+
+``IMAGEGEN["TASK_RUNNER"]`` picks one explicitly, never by sniffing what is installed:
+``"immediate"`` runs in the calling process before ``generate()`` returns; ``"celery"`` sends a
+Celery task (:class:`imagegen.tasks.CeleryRunner`); ``"django"`` enqueues a Django Tasks task
+(:class:`imagegen.django_tasks.DjangoTasksRunner`); a dotted path names a :class:`BaseRunner`
+subclass. Runners are loaded by dotted path, as Django loads its backends, so the queued
+runners live beside the tasks they send and their optional dependency is imported only when
+one is configured. Queued runners dispatch only when the transaction that wrote the row
+commits, so a worker never looks for a row that does not exist yet.
+
+:func:`execute` runs one row and then the fallback rows its failure recorded: in this process
+with the immediate runner, through the configured runner otherwise. The worker side of the
+queued runners is :mod:`imagegen.runners.worker`; their settings are
+:mod:`imagegen.runners.options`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from django.db import models, transaction
+from django.utils.module_loading import import_string
+
+from imagegen.conf import imagegen_settings, register_cache
+from imagegen.exceptions import ImagegenConfigurationError
+from imagegen.models import Generation
+from imagegen.pipeline import run
+from imagegen.pipeline.leases import Lease
+
+logger = logging.getLogger("imagegen")
+
+
+class BaseRunner:
+    """Dispatch generation rows for execution."""
+
+    #: Whether ``enqueue`` returns a finished row.
+    is_immediate = False
+
+    def enqueue(self, generation: Generation) -> Generation:
+        """Arrange for ``generation`` to run; return the row (finished if immediate).
+
+        Runners with ``is_immediate`` set are also given ``target=``, the caller's instance of
+        the row's target, so the image is set on the object the caller holds.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement enqueue().")
+
+    def enqueue_many(self, generations: list[Generation]) -> list[Generation]:
+        """Arrange for every row of ``generations`` to run; return them (finished if immediate).
+
+        Queued runners dispatch the whole batch from one ``on_commit`` callback.
+        """
+        return [self.enqueue(generation) for generation in generations]
+
+    def check(self) -> list:
+        """Return system-check messages about this runner's setup."""
+        return []
+
+
+class ImmediateRunner(BaseRunner):
+    """Run the generation now, in this process (development, tests, small sites)."""
+
+    is_immediate = True
+
+    def enqueue(self, generation: Generation, *, target: Any = None) -> Generation:
+        # The row was created a moment ago in this process: hand it over rather than re-read it.
+        return execute(generation, target=target)
+
+
+class QueuedRunner(BaseRunner):
+    """A runner that sends each row's primary key to workers once the transaction commits."""
+
+    def enqueue(self, generation: Generation) -> Generation:
+        self.enqueue_many([generation])
+        return generation
+
+    def enqueue_many(self, generations: list[Generation]) -> list[Generation]:
+        jobs = [(generation.pk, generation.provider) for generation in generations]
+        if jobs:
+            transaction.on_commit(functools.partial(self.dispatch, jobs))
+        return generations
+
+    def dispatch(self, jobs: list[tuple[int, str]]) -> None:
+        """Send ``(pk, provider alias)`` jobs to the workers now."""
+        raise NotImplementedError(f"{type(self).__name__} must implement dispatch().")
+
+
+#: The built-in ``TASK_RUNNER`` names and the runner classes they stand for.
+RUNNERS: dict[str, str] = {
+    "immediate": "imagegen.runners.ImmediateRunner",
+    "celery": "imagegen.tasks.CeleryRunner",
+    "django": "imagegen.django_tasks.DjangoTasksRunner",
+}
+
+
+def load_runner_class(name: str) -> type[BaseRunner]:
+    """Return the runner class for a ``TASK_RUNNER`` value; raise if it names nothing usable."""
+    if name in RUNNERS:
+        path = RUNNERS[name]
+    elif "." in str(name):
+        path = name
+    else:
+        raise ImagegenConfigurationError(
+            f'IMAGEGEN["TASK_RUNNER"] is {name!r}; use "immediate", "celery", "django" or the '
+            "dotted path of a BaseRunner subclass."
+        )
+    try:
+        cls = import_string(path)
+    except ImportError as err:
+        raise ImagegenConfigurationError(
+            f'IMAGEGEN["TASK_RUNNER"] {name!r} could not be imported: {err}'
+        ) from err
+    if not (isinstance(cls, type) and issubclass(cls, BaseRunner)):
+        raise ImagegenConfigurationError(
+            f'IMAGEGEN["TASK_RUNNER"] {name!r} is not a subclass of imagegen.runners.BaseRunner.'
+        )
+    return cls
+
+
+@functools.cache
+def get_runner() -> BaseRunner:
+    """Return the configured runner instance."""
+    return load_runner_class(imagegen_settings.TASK_RUNNER)()
+
+
+register_cache(get_runner.cache_clear)
+
+
+def execute(
+    generation: Generation,
+    *,
+    retrying: bool = False,
+    target: models.Model | None = None,
+    lease: Lease | None = None,
+    deadline: float | None = None,
+) -> Generation:
+    """Run ``generation`` once, then the fallbacks its failure recorded; return the last row.
+
+    With the immediate runner each fallback runs here in turn, with the caller's ``target``;
+    with a queued runner the first fallback is dispatched and comes back ``queued``. See
+    :func:`imagegen.services.run_generation` for the arguments.
+    """
+    result = run.run_generation(
+        generation, retrying=retrying, target=target, lease=lease, deadline=deadline
+    )
+    while result.fallback is not None:
+        runner = get_runner()
+        if not runner.is_immediate:
+            return runner.enqueue(result.fallback)
+        result = run.run_generation(result.fallback, target=target)
+    return result.generation
