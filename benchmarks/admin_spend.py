@@ -31,7 +31,7 @@ import statistics
 import time
 from decimal import Decimal
 
-from _django import setup
+from django_setup import setup
 
 ARTICLES = 100
 PER_ARTICLE = 20

@@ -18,7 +18,7 @@ import io
 import statistics
 import time
 
-from _django import setup
+from django_setup import setup
 
 ROUNDS = 40
 

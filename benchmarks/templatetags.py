@@ -27,7 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from _django import setup
+from django_setup import setup
 
 OBJECTS = 500
 ROUNDS = 25

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from imagegen.version import __version__
 
 __all__ = ["__version__", "cost_for", "estimate", "generate"]
 
@@ -17,6 +17,8 @@ _LAZY = {"generate", "estimate", "cost_for"}
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        # Imported on first use: Django imports this package while it loads INSTALLED_APPS,
+        # before models can be imported, and ``import imagegen`` stays light.
         from imagegen import services
 
         return getattr(services, name)

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from PIL import features
 
 from imagegen.conf import DEFAULTS, imagegen_settings
 from imagegen.derivatives import FORMATS
@@ -327,7 +328,6 @@ def _check_formats(messages: list) -> None:
 
 
 def _check_derivatives(messages: list) -> None:
-    from PIL import features
 
     widths = imagegen_settings.DERIVATIVE_WIDTHS
     formats = imagegen_settings.DERIVATIVE_FORMATS

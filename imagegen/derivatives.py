@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image, features
 
-from imagegen import __version__
 from imagegen.conf import imagegen_settings
+from imagegen.version import __version__
 
 #: IPTC's Digital Source Type for media created by a trained model (IPTC NewsCodes).
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"

@@ -97,6 +97,7 @@ def clean(upright: Image.Image) -> Image.Image:
 def _to_srgb(image: Image.Image, icc: bytes, mode: str) -> Image.Image | None:
     """Return ``image`` converted from its ICC profile to sRGB in ``mode``, or None."""
     try:
+        # ImageCms needs Pillow's optional LittleCMS support: import it only for ICC images.
         from PIL import ImageCms
 
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models
 from django.db.models.query import ModelIterable, QuerySet
 
@@ -213,7 +214,6 @@ def best_image(rows: Sequence[Any], obj: models.Model, field_name: str) -> Any:
         return None
     if len(rows) == 1:
         return rows[0]
-    from django.contrib.contenttypes.models import ContentType
 
     # Cached by Django after the first use per model, so this is no query in practice.
     content_type_id = ContentType.objects.db_manager(obj._state.db).get_for_model(obj).pk

@@ -211,6 +211,7 @@ class MegapixelTiers(PriceRule):
 
 def _pixels(content: bytes) -> int:
     """Return the pixel count of an encoded image from its header; 1 if it cannot be read."""
+    # Pillow only for edit prices with source images: the catalog stays light to import.
     from PIL import Image
 
     try:

@@ -50,3 +50,11 @@ def test_labels_are_translated():
     with translation.override("de"):
         assert str(Status.FAILED.label) == "Fehlgeschlagen"
         assert str(Generation._meta.verbose_name_plural) == "Generierungen"
+
+
+def test_transition_is_fenced_by_the_attempt_number():
+    """A worker whose job was taken over (the attempt moved on) cannot write its outcome."""
+    generation = Generation.objects.create(provider="default", prompt="x", status=Status.RUNNING)
+    Generation.objects.filter(pk=generation.pk).update(attempts=2)  # another worker took it
+    assert generation.transition(Status.SUCCEEDED) is False
+    assert Generation.objects.get(pk=generation.pk).status == Status.RUNNING

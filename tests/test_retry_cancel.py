@@ -269,3 +269,14 @@ def test_a_retried_charged_failure_adds_the_new_charge_to_the_row(locmem):
     assert generation.status == Status.SUCCEEDED
     assert generation.cost == Decimal("0.08")
     assert Generation.objects.total_cost() == Decimal("0.08")
+
+
+def test_the_old_control_module_still_works_with_a_deprecation_warning(locmem):
+    import importlib
+    import sys
+
+    sys.modules.pop("imagegen.control", None)
+    with pytest.warns(DeprecationWarning, match=r"imagegen\.services\.retry"):
+        control = importlib.import_module("imagegen.control")
+    assert control.retry is services.retry and control.cancel is services.cancel
+    assert control.NotRetryable is services.NotRetryable

@@ -437,3 +437,57 @@ def test_fallback_keeps_the_callers_arguments(settings, locmem):
     assert locmem[-1].seed == 42 and (locmem[-1].width, locmem[-1].height) == (640, 640)
     product.refresh_from_db()
     assert not product.photo
+
+
+def test_a_fallback_row_is_linked_to_the_failed_one_before_it_runs(settings, locmem):
+    """Receivers of generation_finished see the whole chain, and the caller's object updates."""
+    from imagegen.signals import generation_finished
+
+    settings.IMAGEGEN = {
+        **settings.IMAGEGEN,
+        "PRESETS": {"product": {"providers": ["paid", "test"]}},
+    }
+    seen = []
+
+    def receiver(sender, generation, **kwargs):
+        seen.append((generation.provider, generation.fallback_of_id))
+
+    product = Product.objects.create(name="Lamp")
+    LocmemProvider.script(ProviderUnavailable("down"))
+    generation_finished.connect(receiver)
+    try:
+        fallback = imagegen.generate(target=product)
+    finally:
+        generation_finished.disconnect(receiver)
+    assert seen == [("paid", None), ("test", fallback.fallback_of_id)]
+    assert product.photo.name == fallback.images.get().file.name  # no refresh needed
+
+
+def test_a_fallback_chain_runs_in_a_loop_not_by_recursion(settings, locmem):
+    """Each fallback runs at the same stack depth: a long chain cannot exhaust the stack."""
+    import inspect
+
+    from imagegen.signals import generation_finished
+
+    aliases = [f"p{n}" for n in range(6)]
+    settings.IMAGEGEN = {
+        **settings.IMAGEGEN,
+        "PROVIDERS": {
+            **settings.IMAGEGEN["PROVIDERS"],
+            **dict.fromkeys(aliases, settings.IMAGEGEN["PROVIDERS"]["test"]),
+        },
+        "PRESETS": {"product": {"providers": aliases}},
+    }
+    depths = []
+
+    def receiver(sender, generation, **kwargs):
+        depths.append(len(inspect.stack(0)))
+
+    LocmemProvider.script(*[ProviderUnavailable("down")] * 5)
+    generation_finished.connect(receiver)
+    try:
+        final = imagegen.generate(target=Product.objects.create(name="Lamp"))
+    finally:
+        generation_finished.disconnect(receiver)
+    assert final.provider == "p5" and final.status == Status.SUCCEEDED
+    assert len(depths) == 6 and len(set(depths[:5])) == 1  # the five failures

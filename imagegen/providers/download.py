@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-import imagegen
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import InvalidResponse, ProviderError, ProviderUnavailable
 from imagegen.providers.hosts import (
@@ -30,6 +29,7 @@ from imagegen.providers.hosts import (
     resolve,
 )
 from imagegen.providers.transport import read_capped
+from imagegen.version import __version__
 
 if TYPE_CHECKING:
     from imagegen.providers.http import HttpProvider
@@ -39,7 +39,7 @@ __all__ = ["HostPatterns", "SafeDownloader", "address_refusal", "display_url", "
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _EXPIRED_STATUSES = frozenset({404, 410})
-_HEADERS = {"User-Agent": f"imagegen/{imagegen.__version__}", "Accept": "image/*"}
+_HEADERS = {"User-Agent": f"imagegen/{__version__}", "Accept": "image/*"}
 
 
 class SafeDownloader(UrlGuard):

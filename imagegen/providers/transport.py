@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-import imagegen
 from imagegen.exceptions import InvalidResponse, ProviderUnavailable
+from imagegen.version import __version__
 
 if TYPE_CHECKING:
     from imagegen.providers.http import HttpProvider
@@ -34,7 +34,7 @@ __all__ = [
 
 logger = logging.getLogger("imagegen.http")
 
-USER_AGENT = f"imagegen/{imagegen.__version__}"
+USER_AGENT = f"imagegen/{__version__}"
 #: Default cap on a response body: base64 inflates images by a third, and n=10 large images add up.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # Errors raised before the request left this machine: re-sending cannot double-bill.

@@ -1,11 +1,12 @@
 """The light, read-only rows the template tags render from, and the one query that loads them.
 
 A tag needs a dozen columns of a file's ``GeneratedImage`` row and of the ``Generation`` that
-made it. Loading them as model instances (``select_related("generation")``) took about 60 µs
-per image on a list page: two instances, every column converted, dates parsed. So
-:func:`fetch_rows` loads just the columns the tags read, with ``values_list()``, into an
-:class:`ImageRow` holding a :class:`GenerationRow`: about 20 µs per image, SQL included. Both
-prefetching and the lookup of a single object build them, so the tags only ever see one row type
+made it. Loading them as model instances (``select_related("generation")``) took about 60
+microseconds per image on a list page: two instances, every column converted, dates parsed.
+So :func:`fetch_rows` loads just the columns the tags read, with ``values_list()``, into an
+:class:`ImageRow` holding a :class:`GenerationRow`: about 20 microseconds per image, SQL
+included. Both prefetching and the lookup of a single object build them, so the tags only ever
+see one row type
 (or a ``GeneratedImage`` put in the prefetch hook by other code: both have the same attributes).
 
 The rows stand in for the model instances: same attribute names, equal to the instance with
@@ -24,6 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, models
 from django.db.models import ExpressionWrapper, F, TextField
 
@@ -81,8 +83,6 @@ class _Row:
 
     def _load(self) -> models.Model:
         if self._instance is None:
-            from django.apps import apps
-
             model = apps.get_model(self.model_label)
             self._instance = model._default_manager.using(self._db).get(pk=self.pk)
         return self._instance

@@ -13,6 +13,7 @@ def png_bytes(
     width: int = 64, height: int = 64, color: tuple[int, int, int] = (90, 120, 200)
 ) -> bytes:
     """Return a solid-colour PNG of ``width`` x ``height`` pixels."""
+    # Pillow on first use: importing imagegen.testing in a conftest stays cheap.
     from PIL import Image
 
     buffer = io.BytesIO()

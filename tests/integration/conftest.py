@@ -67,7 +67,7 @@ def redis_client(run_id, monkeypatch):
 @pytest.fixture
 def celery_app(run_id, redis_client):
     """Make a Celery app on the run's queue current in this process, for dispatching."""
-    from celery import _state
+    from celery import _state  # noqa: PLC2701 - Celery has no public "current app" getter
 
     from tests.integration.celery_app import make_app
 
