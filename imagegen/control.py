@@ -1,4 +1,4 @@
-"""Deprecated: retry and cancel moved to :mod:`imagegen.services`; this module goes in 0.3.
+"""Deprecated: retry and cancel moved to :mod:`imagegen.services`; this module is removed in 0.2.
 
 ``imagegen.control.retry``, ``cancel``, ``NotRetryable`` and ``RETRYABLE`` still work for one
 release, with a ``DeprecationWarning``.

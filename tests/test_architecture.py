@@ -137,3 +137,17 @@ def test_no_module_imports_another_modules_private_name(folder: str) -> None:
 def test_the_checks_would_see_a_hidden_import() -> None:
     tree = ast.parse("def f():\n    from imagegen.services import _x\n")
     assert function_level_imports(tree) == [(2, "imagegen.services")]
+
+
+def test_the_docs_diagram_names_every_layer_of_the_contract() -> None:
+    """docs/_static/architecture.svg draws the layers pyproject.toml holds the code to."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    drawing = (ROOT / "docs" / "_static" / "architecture.svg").read_text()
+    rows = [line for line in drawing.splitlines() if 'class="mods"' in line]
+    assert len(rows) == len(layers["layers"])
+    for row, layer in zip(rows, layers["layers"], strict=True):
+        for module in layer.split(":"):
+            assert module.strip() in row, f"{module.strip()} is not drawn in its layer"
