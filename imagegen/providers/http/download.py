@@ -18,17 +18,16 @@ from typing import Any
 
 import httpx
 
-import imagegen
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import InvalidResponse, ProviderError, ProviderUnavailable
 from imagegen.providers.http.hosts import Fail, Resolver, UrlGuard, display_url, is_address, resolve
-from imagegen.providers.http.transport import read_capped
+from imagegen.providers.http.transport import USER_AGENT, read_capped
 
 __all__ = ["SafeDownloader"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _EXPIRED_STATUSES = frozenset({404, 410})
-_HEADERS = {"User-Agent": f"imagegen/{imagegen.__version__}", "Accept": "image/*"}
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "image/*"}
 
 
 class SafeDownloader(UrlGuard):
