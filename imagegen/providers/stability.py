@@ -100,7 +100,7 @@ class StabilityProvider(JobProvider):
         self.style_preset = style_preset
 
     def poll_options(self, interval: float, timeout: float) -> tuple[float, float]:
-        # A fixed pause between polls (see poll()), where 0 means none.
+        # A fixed pause between polls (see HttpProvider.poll_until()), where 0 means none.
         return max(0.0, interval), timeout
 
     # Catalog and prices --------------------------------------------------------------------
