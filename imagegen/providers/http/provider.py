@@ -273,7 +273,7 @@ class HttpProvider(BaseProvider):
         target, base = urlsplit(url), urlsplit(self.base_url)
         return not target.scheme or (target.scheme, target.netloc) == (base.scheme, base.netloc)
 
-    # Reading answers -----------------------------------------------------------------------
+    # Error answers -------------------------------------------------------------------------
 
     def raise_for_response(self, response: httpx.Response) -> None:
         """Return for a 2xx response; raise the ``ProviderError`` any other status means.
@@ -402,6 +402,8 @@ class HttpProvider(BaseProvider):
             status_code=err.status_code,
         )
 
+    # Reading answers -----------------------------------------------------------------------
+
     def json_object(self, response: httpx.Response) -> dict[str, Any]:
         """Return the JSON object in ``response``'s body, or raise ``InvalidResponse``."""
         try:
@@ -436,7 +438,7 @@ class HttpProvider(BaseProvider):
             raise self.fail(InvalidResponse, "image_too_large", too_large)
         return content
 
-    # Asynchronous jobs ---------------------------------------------------------------------
+    # Downloading results -------------------------------------------------------------------
 
     def download(
         self,
@@ -469,6 +471,8 @@ class HttpProvider(BaseProvider):
         return [
             image_output(self.download(url, context=context), fallback, seed=seed) for url in urls
         ]
+
+    # Asynchronous jobs ---------------------------------------------------------------------
 
     def submit_or_resume(self, context: CallContext, submit: Callable[[], str]) -> str:
         """Return the job to poll, submitting only without a resume id.
