@@ -25,7 +25,7 @@ from django.urls import reverse
 import imagegen
 from imagegen.models import Generation, Status
 from imagegen.providers import get_provider
-from imagegen.providers.polling import ManualClock
+from imagegen.providers.http import ManualClock
 from imagegen.testing import MockAPI, fake_provider_settings
 from imagegen.webhooks import WebhookError, verify_signature
 from tests.conftest import png_bytes

@@ -26,8 +26,8 @@ import httpx
 from imagegen.exceptions import InvalidResponse, ModelUnavailable, ProviderError, QuotaExceeded
 from imagegen.providers.bfl_input import task_body
 from imagegen.providers.bfl_output import task_result
-from imagegen.providers.errors import ApiError, answer_error, json_body
-from imagegen.providers.jobs import JobProvider
+from imagegen.providers.http import JobProvider
+from imagegen.providers.http.errors import ApiError, json_body
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 #: §6.1: API hosts a polling URL may name: api.bfl.ai, regional (api.eu.bfl.ai, api.us1.bfl.ai)
@@ -208,17 +208,17 @@ class BFLProvider(JobProvider):
                 "Black Forest Labs does not know this task (HTTP 404); it may have expired or "
                 "belong to another region's host"
             )
-            return answer_error(self, response, ProviderError, what, said, code="job_not_found")
+            return self.answer_error(response, ProviderError, what, said, code="job_not_found")
         if status == 404:
             model = response.request.url.path.rstrip("/").rpartition("/")[2]
             what = f"Black Forest Labs has no endpoint {model} (HTTP 404)"
             advice = 'Check OPTIONS["model"].'
-            return answer_error(self, response, ModelUnavailable, what, said, advice=advice)
+            return self.answer_error(response, ModelUnavailable, what, said, advice=advice)
         if status == 402:
             what = "Black Forest Labs says the account has no credits left (HTTP 402)"
             advice = "Buy credits in the BFL dashboard, then try again."
-            return answer_error(self, response, QuotaExceeded, what, said, advice=advice)
+            return self.answer_error(response, QuotaExceeded, what, said, advice=advice)
         if status in (400, 422):
             what = f"Black Forest Labs refused the request{error.field_note} (HTTP {status})"
-            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
+            return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)

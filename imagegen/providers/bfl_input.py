@@ -18,7 +18,7 @@ from imagegen.catalog.bfl import (
     max_input_images,
     upsampling_field,
 )
-from imagegen.providers.inputs import b64
+from imagegen.providers.http.inputs import b64
 from imagegen.types import ImageRequest
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ import httpx
 from imagegen.catalog.bfl import CREDIT_PRICE
 from imagegen.exceptions import ContentRejected, InvalidResponse, ProviderError
 from imagegen.pricing import money
-from imagegen.providers.errors import sentence
-from imagegen.providers.outputs import FORMAT_MIME, as_int, as_number, image_output
+from imagegen.providers.http.errors import sentence
+from imagegen.providers.http.outputs import FORMAT_MIME, as_int, as_number, image_output
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 if TYPE_CHECKING:

@@ -21,19 +21,11 @@ import httpx
 
 from imagegen.catalog.google import IMAGE_SIZES
 from imagegen.exceptions import ModelUnavailable, ProviderError, UnsupportedRequest
-from imagegen.providers.errors import (
-    ApiError,
-    answer_error,
-    json_body,
-    key_refused,
-    parse_retry_after,
-    rate_limited,
-    retired_model,
-)
 from imagegen.providers.google_output import parse_gemini, parse_imagen, usage_from
 from imagegen.providers.http import HttpProvider
-from imagegen.providers.inputs import b64, present
-from imagegen.providers.outputs import dicts, image_mime
+from imagegen.providers.http.errors import ApiError, json_body, parse_retry_after
+from imagegen.providers.http.inputs import b64, present
+from imagegen.providers.http.outputs import dicts, image_mime
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 # usage_from is re-exported from its old home.
@@ -105,7 +97,7 @@ class GoogleProvider(HttpProvider):
         try:
             response = self.request("POST", path, json=body, deadline=context.deadline)
         except ModelUnavailable as err:
-            raise retired_model(self, model, err, today=datetime.date.today()) from err
+            raise self.retired_model(model, err, today=datetime.date.today()) from err
         parse = parse_imagen if imagen else parse_gemini
         return parse(self, request, response)
 
@@ -159,20 +151,20 @@ class GoogleProvider(HttpProvider):
     def error_for_response(self, response: httpx.Response, error: ApiError) -> ProviderError:
         status, said, http = error.code or "", error.message, response.status_code
         if status in AUTH_STATUSES or error.type == "API_KEY_INVALID" or http in (401, 403):
-            return key_refused(self, response, status or str(http), said)
+            return self.key_refused(response, status or str(http), said)
         if status == "RESOURCE_EXHAUSTED" or http == 429:
             # §4.4 names 429 RESOURCE_EXHAUSTED only; quota and rate wording are not told apart.
             wait = parse_retry_after(response.headers)
             wait = wait if wait is not None else _retry_delay(_google_error(response))
-            return rate_limited(self, response, said, wait)
+            return self.rate_limited(response, said, wait)
         if status == "NOT_FOUND" or http == 404:
             # §4.1/§4.4: retired model ids answer 404; the paths name nothing but the model.
-            return answer_error(
-                self, response, ModelUnavailable, "Google does not offer this model", said
+            return self.answer_error(
+                response, ModelUnavailable, "Google does not offer this model", said
             )
         if status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION") or http == 400:
             what = "Google refused the request"
-            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
+            return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
 
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from imagegen.exceptions import ContentRejected, InvalidResponse, ProviderError
-from imagegen.providers.errors import CHANGE_PROMPT, sentence
-from imagegen.providers.outputs import count, dicts, image_output
+from imagegen.providers.http.errors import CHANGE_PROMPT, sentence
+from imagegen.providers.http.outputs import count, dicts, image_output
 from imagegen.types import ImageOutput, ImageRequest, ImageResult
 
 if TYPE_CHECKING:

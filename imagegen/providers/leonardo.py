@@ -36,10 +36,10 @@ from imagegen.catalog.leonardo import (
 )
 from imagegen.exceptions import InvalidProviderError, InvalidResponse, ProviderError
 from imagegen.pricing import PerCredit
-from imagegen.providers.errors import ApiError, answer_error
-from imagegen.providers.jobs import JobProvider
+from imagegen.providers.http import JobProvider
+from imagegen.providers.http.errors import ApiError
+from imagegen.providers.http.outputs import as_number
 from imagegen.providers.leonardo_output import generation_result
-from imagegen.providers.outputs import as_number
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 #: A v1 ``modelId``: a UUID.
@@ -234,8 +234,8 @@ class LeonardoProvider(JobProvider):
         status, method, said = response.status_code, response.request.method, error.message
         if status == 404 and method == "GET":
             what = "Leonardo.Ai does not know this generation (HTTP 404)"
-            return answer_error(self, response, ProviderError, what, said, code="job_not_found")
+            return self.answer_error(response, ProviderError, what, said, code="job_not_found")
         if status == 400:
             what = "Leonardo.Ai refused the request (HTTP 400)"
-            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
+            return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagegen.exceptions import InvalidResponse
 from imagegen.pricing import money
-from imagegen.providers.outputs import as_int, as_number, dicts, download_images
+from imagegen.providers.http.outputs import as_int, as_number, dicts
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def generation_result(
         raise provider.fail(InvalidResponse, "no_images", message)
     seed = as_int(generation.get("seed"))
     urls = _urls(provider, kept, job_id)
-    images = download_images(provider, urls, context, fallback="image/jpeg", seed=seed)
+    images = provider.download_images(urls, context, fallback="image/jpeg", seed=seed)
     usage: dict[str, Any] = {}
     number = as_number(credits)
     if number is not None:

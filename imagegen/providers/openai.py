@@ -23,10 +23,10 @@ from imagegen.exceptions import (
     QuotaExceeded,
     UnsupportedRequest,
 )
-from imagegen.providers.errors import CHANGE_PROMPT, ApiError, answer_error, retired_model
 from imagegen.providers.http import HttpProvider
-from imagegen.providers.inputs import file_part
-from imagegen.providers.outputs import FORMAT_MIME, count, image_output
+from imagegen.providers.http.errors import CHANGE_PROMPT, ApiError
+from imagegen.providers.http.inputs import file_part
+from imagegen.providers.http.outputs import FORMAT_MIME, count, image_output
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 # §2.6: a safety refusal is a 400 coded moderation_blocked (content_policy_violation was DALL·E's).
@@ -128,7 +128,7 @@ class OpenAIProvider(HttpProvider):
                 )
         except ModelUnavailable as err:
             today = datetime.date.today()
-            raise retired_model(self, request.model or self.model, err, today=today) from err
+            raise self.retired_model(request.model or self.model, err, today=today) from err
         return self.parse_result(request, response)
 
     def fields(self, request: ImageRequest) -> dict[str, Any]:
@@ -213,17 +213,17 @@ class OpenAIProvider(HttpProvider):
         code, said = error.code or "", error.message
         if code in SAFETY_CODES or SAFETY_MESSAGE in said.lower():
             what = "OpenAI's safety system refused this prompt or image"
-            return answer_error(self, response, ContentRejected, what, said, advice=CHANGE_PROMPT)
+            return self.answer_error(response, ContentRejected, what, said, advice=CHANGE_PROMPT)
         if code in BILLING_CODES:
             what = f"OpenAI says the account is out of quota ({code})"
             advice = "Add credit or raise the project's spend limit."
-            return answer_error(self, response, QuotaExceeded, what, said, advice=advice)
+            return self.answer_error(response, QuotaExceeded, what, said, advice=advice)
         if code == "model_not_found" or error.param == "model":
             what = "OpenAI does not offer this model"
-            return answer_error(self, response, ModelUnavailable, what, said)
+            return self.answer_error(response, ModelUnavailable, what, said)
         if response.status_code == 400:
             what = f"OpenAI refused the request{error.field_note}"
-            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
+            return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
 
 

@@ -1,26 +1,32 @@
-"""Reading a provider's answer: its images (sniffed, base64-decoded or downloaded) and numbers.
+"""Deprecated: moved to :mod:`imagegen.providers.http.outputs`; kept for one release.
 
-Every provider turns image bytes into :class:`~imagegen.types.ImageOutput` the same way: the
-magic bytes name the MIME type, and the format asked for is only a fallback. Base64 is decoded
-strictly under ``IMAGEGEN["MAX_IMAGE_BYTES"]``, result URLs go through the provider's safe
-downloader, and the numbers vendors put in JSON (seeds, credits, token counts) are read without
-trusting their type.
+``decode_base64`` and ``download_images`` are now methods of
+:class:`~imagegen.providers.http.HttpProvider`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import warnings
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from imagegen.conf import imagegen_settings
-from imagegen.exceptions import InvalidResponse
-from imagegen.types import CallContext, ImageOutput
+warnings.warn(
+    "imagegen.providers.outputs is deprecated; import from imagegen.providers.http.outputs, "
+    "and call decode_base64() and download_images() on the provider.",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-if TYPE_CHECKING:
-    from imagegen.providers.http import HttpProvider
+from imagegen.providers.http.outputs import (  # noqa: E402
+    FORMAT_MIME,
+    as_int,
+    as_number,
+    count,
+    dicts,
+    image_mime,
+    image_output,
+    json_number,
+)
 
 __all__ = [
     "FORMAT_MIME",
@@ -35,94 +41,12 @@ __all__ = [
     "json_number",
 ]
 
-#: The MIME type of each output format, for bytes whose magic says nothing.
-FORMAT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+def decode_base64(provider: Any, data: Any, *, max_bytes: int | None = None) -> bytes:
+    """Decode one base64 image: the old spelling of ``provider.decode_base64(data)``."""
+    return provider.decode_base64(data, max_bytes=max_bytes)
 
 
-def image_mime(content: bytes) -> str:
-    """Return the MIME type that ``content``'s magic bytes announce, or "" when unknown."""
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return next((mime for magic, mime in _SIGNATURES if content.startswith(magic)), "")
-
-
-def image_output(content: bytes, fallback: str = "", **fields: Any) -> ImageOutput:
-    """Return ``content`` as an output typed by its magic bytes, else by ``fallback``."""
-    return ImageOutput(content=content, mime_type=image_mime(content) or fallback, **fields)
-
-
-def decode_base64(provider: HttpProvider, data: Any, *, max_bytes: int | None = None) -> bytes:
-    """Decode one base64 image strictly; raise ``InvalidResponse`` if bad or too large.
-
-    ``max_bytes`` defaults to ``IMAGEGEN["MAX_IMAGE_BYTES"]``; the encoded length is checked
-    first, so an oversized payload is never decoded.
-    """
-    name, limit = provider.name, int(max_bytes or imagegen_settings.MAX_IMAGE_BYTES)
-    too_large = f"{name} sent an image larger than the {limit:,}-byte limit."
-    if not isinstance(data, str) or not data:
-        message = f"{name} sent an image that is not base64 text."
-        raise provider.fail(InvalidResponse, "bad_base64", message)
-    if len(data) // 4 * 3 > limit + 2:
-        raise provider.fail(InvalidResponse, "image_too_large", too_large)
-    try:
-        content = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as err:
-        message = f"{name} sent an image whose base64 encoding is malformed."
-        raise provider.fail(InvalidResponse, "bad_base64", message) from err
-    if len(content) > limit:
-        raise provider.fail(InvalidResponse, "image_too_large", too_large)
-    return content
-
-
-def download_images(
-    provider: HttpProvider,
-    urls: Iterable[str],
-    context: CallContext,
-    *,
-    fallback: str = "",
-    seed: int | None = None,
-) -> list[ImageOutput]:
-    """Download each result URL in turn (see :meth:`HttpProvider.download`) as an output."""
-    return [
-        image_output(provider.download(url, context=context), fallback, seed=seed) for url in urls
-    ]
-
-
-def dicts(items: Any) -> list[dict[str, Any]]:
-    """Return the objects in ``items`` if it is a list (others dropped), else an empty list."""
-    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-
-
-def count(mapping: Any, key: str) -> int:
-    """Return ``mapping[key]`` as a whole count: 0 when absent, not a number, or not a dict."""
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def as_int(value: Any) -> int | None:
-    """Return ``value`` as an integer (a seed, say), or None when it is absent or not one."""
-    try:
-        return int(str(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def as_number(*values: Any) -> int | float | None:
-    """Return the first value that is a finite, non-negative number, as JSON-friendly int/float."""
-    for value in values:
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            continue
-        if number.is_finite() and number >= 0:
-            return json_number(number)
-    return None
-
-
-def json_number(value: Any) -> int | float:
-    """Return ``value`` as an int when it is whole, else a float: usage is stored as JSON."""
-    value = Decimal(str(value))
-    return int(value) if value == value.to_integral_value() else float(value)
+def download_images(provider: Any, urls: Iterable[str], context: Any, **kw: Any) -> list[Any]:
+    """Download result URLs: the old spelling of ``provider.download_images(urls, context)``."""
+    return provider.download_images(urls, context, **kw)

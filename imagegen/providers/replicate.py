@@ -32,9 +32,9 @@ import httpx
 
 from imagegen.catalog import replicate as models
 from imagegen.exceptions import InvalidResponse, ModelUnavailable, ProviderError
-from imagegen.providers.credentials import Secret
-from imagegen.providers.errors import ApiError, answer_error, json_body, text_or_none
-from imagegen.providers.jobs import JobProvider
+from imagegen.providers.http import JobProvider
+from imagegen.providers.http.credentials import Secret
+from imagegen.providers.http.errors import ApiError, json_body, text_or_none
 from imagegen.providers.replicate_input import create_call
 from imagegen.providers.replicate_output import output_urls, prediction_result
 from imagegen.types import CallContext, ImageRequest, ImageResult
@@ -260,17 +260,17 @@ class ReplicateProvider(JobProvider):
             model = "/".join(parts[-3:-1]) if "/models/" in path else "this model version"
             missing = f"Replicate has no model {model}, or this token may not run it"
             advice = 'Check OPTIONS["model"].'
-            return answer_error(self, response, ModelUnavailable, missing, said, advice=advice)
+            return self.answer_error(response, ModelUnavailable, missing, said, advice=advice)
         if status == 404 and "/predictions/" in path:
             # §3.7: predictions are deleted an hour after they finish.
             gone = (
                 "Replicate does not know this prediction (predictions are deleted an hour "
                 "after they finish); generate again"
             )
-            return answer_error(
-                self, response, ProviderError, gone, said, code="prediction_not_found"
+            return self.answer_error(
+                response, ProviderError, gone, said, code="prediction_not_found"
             )
         if status == 422:
             what = "Replicate refused the input"
-            return answer_error(self, response, ProviderError, what, said, code="invalid_request")
+            return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 from imagegen.catalog import replicate as models
 from imagegen.exceptions import UnsupportedRequest
-from imagegen.providers.inputs import data_url
-from imagegen.providers.outputs import image_mime
+from imagegen.providers.http.inputs import data_url
+from imagegen.providers.http.outputs import image_mime
 from imagegen.types import ImageRequest
 
 if TYPE_CHECKING:

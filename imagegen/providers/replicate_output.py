@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from imagegen import catalog
 from imagegen.exceptions import ContentRejected, InvalidResponse, ProviderError
 from imagegen.pricing import MegapixelTiers
-from imagegen.providers.errors import CHANGE_PROMPT, sentence
-from imagegen.providers.outputs import FORMAT_MIME, download_images
+from imagegen.providers.http.errors import CHANGE_PROMPT, sentence
+from imagegen.providers.http.outputs import FORMAT_MIME
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def prediction_result(
         )
     fallback = FORMAT_MIME.get(request.output_format, "")
     seed = request.seed if len(urls) == 1 else None
-    images = download_images(provider, urls[: request.count], context, fallback=fallback, seed=seed)
+    images = provider.download_images(urls[: request.count], context, fallback=fallback, seed=seed)
     usage, cost = prediction_usage(provider, request, prediction, len(urls)), None
     key, base = provider.catalog_key, provider.base_model(model)
     if catalog.get_model(key, base) is not None or catalog.get_model(key, model) is not None:

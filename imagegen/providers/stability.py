@@ -29,9 +29,9 @@ from imagegen.exceptions import (
     QuotaExceeded,
 )
 from imagegen.pricing import PerCredit, PriceRule
-from imagegen.providers.errors import ApiError, answer_error, parse_retry_after, rate_limited
-from imagegen.providers.jobs import JobProvider
-from imagegen.providers.outputs import as_int, image_mime, image_output, json_number
+from imagegen.providers.http import JobProvider
+from imagegen.providers.http.errors import ApiError, parse_retry_after
+from imagegen.providers.http.outputs import as_int, image_mime, image_output, json_number
 from imagegen.providers.stability_input import endpoint_for, multipart_form
 from imagegen.types import OPERATIONS, CallContext, ImageRequest, ImageResult
 
@@ -100,7 +100,7 @@ class StabilityProvider(JobProvider):
         self.style_preset = style_preset
 
     def poll_options(self, interval: float, timeout: float) -> tuple[float, float]:
-        # A fixed pause between polls (see poll()), where 0 means none.
+        # A fixed pause between polls (see HttpProvider.poll_until()), where 0 means none.
         return max(0.0, interval), timeout
 
     # Catalog and prices --------------------------------------------------------------------
@@ -232,10 +232,10 @@ class StabilityProvider(JobProvider):
         if status == 429:
             wait = parse_retry_after(response.headers)
             wait = RATE_LIMIT_LOCKOUT if wait is None else wait
-            return rate_limited(self, response, said, wait)
+            return self.rate_limited(response, said, wait)
         known = ERRORS.get(error.code or "") or ERRORS.get(STATUS_ERRORS.get(status, ""))
         if known is None:
             return super().error_for_response(response, error)
         cls, code, what = known
         what, advice = f"Stability AI {what} (HTTP {status})", ADVICE.get(code, "")
-        return answer_error(self, response, cls, what, said, code=code, advice=advice)
+        return self.answer_error(response, cls, what, said, code=code, advice=advice)

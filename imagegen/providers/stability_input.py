@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imagegen.catalog.stability import ENDPOINT_FIELDS, MASKED, nearest_ratio
-from imagegen.providers.inputs import file_part
+from imagegen.providers.http.inputs import file_part
 from imagegen.types import ImageRequest
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from imagegen.testing.images import _b64, _images
+from imagegen.testing.images import b64, images_or_sample
 
 __all__ = ["gemini_blocked_response", "gemini_image_response", "google_error"]
 
@@ -37,10 +37,10 @@ def gemini_image_response(
     image tokens per image; ``False`` leaves it out (the catalog estimate is billed). No images
     with ``finish_reason="IMAGE_SAFETY"`` is a refusal (``ContentRejected``).
     """
-    contents = _images(images)
+    contents = images_or_sample(images)
     parts: list[dict[str, Any]] = [] if text is None else [{"text": text}]
     for content in contents:
-        parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(content)}})
+        parts.append({"inlineData": {"mimeType": "image/png", "data": b64(content)}})
     candidate = {"content": {"role": "model", "parts": parts}, "finishReason": finish_reason}
     body: dict[str, Any] = {"candidates": [{**candidate, "index": 0}], "responseId": response_id}
     if usage is True:

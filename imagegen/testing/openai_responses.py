@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from imagegen.testing.images import _b64, _images
+from imagegen.testing.images import b64, images_or_sample
 
 __all__ = ["openai_error", "openai_image_response"]
 
@@ -27,10 +27,10 @@ def openai_image_response(
     input tokens and 1056 image output tokens per image; ``False`` leaves it out, so the
     provider bills the catalog estimate with a warning.
     """
-    contents = _images(images)
+    contents = images_or_sample(images)
     data: list[dict[str, Any]] = []
     for content in contents:
-        item = {"b64_json": _b64(content)}
+        item = {"b64_json": b64(content)}
         data.append(item if revised_prompt is None else {**item, "revised_prompt": revised_prompt})
     body: dict[str, Any] = {"created": 1713833628, "data": data, "output_format": output_format}
     if usage is True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from imagegen.testing.images import _b64, png_bytes
+from imagegen.testing.images import b64, png_bytes
 
 __all__ = ["stability_error", "stability_image_response"]
 
@@ -39,7 +39,7 @@ def stability_image_response(
     if accept == "image":
         headers.update({"content-type": "image/png", "finish-reason": finish_reason})
         return httpx.Response(200, content=content, headers={**headers, "seed": str(seed)})
-    body = {"image": _b64(content), "finish_reason": finish_reason, "seed": seed}
+    body = {"image": b64(content), "finish_reason": finish_reason, "seed": seed}
     headers["content-type"] = "application/json; type=image/png"
     return httpx.Response(200, json=body, headers=headers)
 

@@ -26,8 +26,7 @@ import imagegen
 from imagegen.exceptions import ProviderUnavailable
 from imagegen.models import Generation, Status
 from imagegen.providers import providers
-from imagegen.providers.http import HttpProvider
-from imagegen.providers.polling import ManualClock
+from imagegen.providers.http import HttpProvider, ManualClock
 from imagegen.runners import BaseRunner
 from imagegen.services import run_generation
 from imagegen.testing import fake_provider_settings

@@ -22,8 +22,8 @@ from imagegen.exceptions import (
     QuotaExceeded,
     RateLimited,
 )
-from imagegen.providers.errors import ApiError, parse_error_body, parse_retry_after
 from imagegen.providers.http import MAX_QUOTED_CHARS, HttpProvider, image_mime
+from imagegen.providers.http.errors import ApiError, parse_error_body, parse_retry_after
 from tests.conftest import png_bytes
 from tests.providers.conftest import MockAPI
 

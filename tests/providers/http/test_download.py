@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from imagegen.exceptions import InvalidProviderError, ProviderError
-from imagegen.providers.download import HostPatterns, address_refusal, resolve
 from imagegen.providers.http import HttpProvider
+from imagegen.providers.http.hosts import HostPatterns, address_refusal, resolve
 from imagegen.types import CallContext
 from tests.conftest import png_bytes
 from tests.providers.conftest import MockAPI

@@ -1,6 +1,6 @@
 """Tests for asynchronous jobs: submit once or resume, poll with backoff, give up at the deadline.
 
-Time runs on a :class:`~imagegen.providers.polling.ManualClock`, so no test sleeps; the end-to-end
+Time runs on a :class:`~imagegen.providers.http.ManualClock`, so no test sleeps; the end-to-end
 test drives a small submit-poll-download provider over ``httpx.MockTransport``.
 """
 
@@ -19,8 +19,8 @@ from imagegen.exceptions import (
     ProviderUnavailable,
     RateLimited,
 )
-from imagegen.providers.http import HttpProvider
-from imagegen.providers.polling import Clock, ManualClock, poll, submit_or_resume
+from imagegen.providers.http import Clock, HttpProvider, ManualClock
+from imagegen.providers.http.polling import submit_or_resume
 from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
 from tests.conftest import png_bytes
 from tests.providers.conftest import MockAPI
@@ -200,7 +200,7 @@ def test_nonsense_timing_is_a_value_error(timing: dict[str, float]) -> None:
 
 def test_an_explicit_clock_overrides_the_providers() -> None:
     provider, clock = make(), ManualClock(start=100.0)
-    poll(provider, answers("pending", "done"), is_done, context=CallContext(), clock=clock)
+    provider.poll_until(answers("pending", "done"), is_done, context=CallContext(), clock=clock)
     assert clock.sleeps == [1.0] and provider.clock.sleeps == []
     assert clock.now() == 101.0
 

@@ -14,7 +14,6 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,14 +24,24 @@ from imagegen.exceptions import (
     ProviderUnavailable,
 )
 
-if TYPE_CHECKING:
-    from imagegen.providers.http import HttpProvider
-
-__all__ = ["HostPatterns", "UrlGuard", "address_refusal", "display_url", "is_address", "resolve"]
+__all__ = [
+    "Fail",
+    "HostPatterns",
+    "Resolver",
+    "UrlGuard",
+    "address_refusal",
+    "display_url",
+    "is_address",
+    "resolve",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Returns every address DNS gives for ``(host, port)``, as strings.
 Resolver = Callable[[str, int], Sequence[str]]
+#: Builds an exception in a provider's name, its message redacted:
+#: ``fail(cls, code, message, **kwargs)`` (:meth:`HttpProvider.fail
+#: <imagegen.providers.http.HttpProvider.fail>`).
+Fail = Callable[..., ProviderError]
 
 #: Cloud instance-metadata endpoints (AWS, GCP, Azure; AWS's IPv6 one): refused even for tests.
 METADATA_ADDRESSES = frozenset(
@@ -115,37 +124,35 @@ class HostPatterns:
 class UrlGuard:
     """Checks result URLs and their addresses for one provider, raising its errors.
 
-    ``allow_private=True`` (OPTIONS ``allow_private_downloads``) also accepts plain ``http`` and
-    loopback or private addresses, for local test servers only; the host must still be on the
-    allow-list, and the cloud metadata address stays refused. ``resolver`` (an argument, or an
-    attribute set before the first check) lets tests replace DNS.
+    ``name`` is the provider's name in messages, ``config_path`` where its OPTIONS are set, and
+    ``fail`` builds its exceptions. ``allow_private=True`` (OPTIONS ``allow_private_downloads``)
+    also accepts plain ``http`` and loopback or private addresses, for local test servers only;
+    the host must still be on the allow-list, and the cloud metadata address stays refused.
+    ``resolver`` (an argument, or an attribute set before the first check) lets tests replace
+    DNS.
     """
 
     def __init__(
         self,
-        provider: HttpProvider,
         *,
+        name: str,
+        config_path: str,
+        fail: Fail,
         hosts: Iterable[str],
         allow_private: bool = False,
         resolver: Resolver = resolve,
     ) -> None:
-        self.provider = provider
+        self.name = name
+        self.config_path = config_path
+        self.fail = fail
         try:
             self.hosts = HostPatterns.parse(hosts)
         except ValueError as err:
             raise InvalidProviderError(
-                f'OPTIONS["download_hosts"] of {provider.config_path}: {err}.'
+                f'OPTIONS["download_hosts"] of {config_path}: {err}.'
             ) from err
         self.allow_private = bool(allow_private)
         self.resolver = resolver
-
-    @property
-    def name(self) -> str:
-        """Return the provider's name as editors see it."""
-        return self.provider.name
-
-    def _fail(self, cls: type[ProviderError], code: str, message: str, **kwargs: Any) -> Any:
-        return self.provider.fail(cls, code, message, **kwargs)
 
     def checked_url(self, raw: str, *, hop_from: httpx.URL | None = None) -> httpx.URL:
         """Return ``raw`` as a URL if it may be fetched; raise ``InvalidResponse`` if not.
@@ -159,7 +166,7 @@ class UrlGuard:
         except httpx.InvalidURL as err:
             code = "download_invalid_url" if hop_from is None else "download_redirect_refused"
             message = f"{self.name} sent a result URL or redirect that cannot be parsed."
-            raise self._fail(InvalidResponse, code, message) from err
+            raise self.fail(InvalidResponse, code, message) from err
         shown = display_url(url)
         schemes = ("https", "http") if self.allow_private else ("https",)
         problem = code = ""
@@ -170,7 +177,7 @@ class UrlGuard:
         elif not self.hosts.allows(url.raw_host.decode("ascii")):
             problem = (
                 f"{url.host} is not on the provider's download allow-list; add it to "
-                f'OPTIONS["download_hosts"] of {self.provider.config_path} '
+                f'OPTIONS["download_hosts"] of {self.config_path} '
                 "if you trust it"
             )
             code = "download_host_not_allowed"
@@ -180,9 +187,9 @@ class UrlGuard:
             message = (
                 f"{self.name} redirected the download to {shown}, which is refused: {problem}."
             )
-            raise self._fail(InvalidResponse, "download_redirect_refused", message)
+            raise self.fail(InvalidResponse, "download_redirect_refused", message)
         message = f"imagegen refused to download {shown} from {self.name}: {problem}."
-        raise self._fail(InvalidResponse, code, message)
+        raise self.fail(InvalidResponse, code, message)
 
     def vetted_address(self, url: httpx.URL) -> str:
         """Return the address to connect to for ``url``, once every address DNS gives is public."""
@@ -193,10 +200,10 @@ class UrlGuard:
             addresses = [ipaddress.ip_address(answer.split("%")[0]) for answer in answers]
         except (OSError, ValueError) as err:
             message = f"Could not resolve {url.host} to download {self.name}'s result."
-            raise self._fail(ProviderUnavailable, "download_failed", message) from err
+            raise self.fail(ProviderUnavailable, "download_failed", message) from err
         if not addresses:
             message = f"{url.host} has no address to download {self.name}'s result from."
-            raise self._fail(ProviderUnavailable, "download_failed", message)
+            raise self.fail(ProviderUnavailable, "download_failed", message)
         for address in addresses:
             refusal = address_refusal(address)
             if refusal and (refusal == "metadata" or not self.allow_private):
@@ -205,5 +212,5 @@ class UrlGuard:
                     f"imagegen refused to download {display_url(url)} from {self.name}: "
                     f"{url.host} resolves to {address}, {article} {refusal} address."
                 )
-                raise self._fail(InvalidResponse, "download_private_address", message)
+                raise self.fail(InvalidResponse, "download_private_address", message)
         return str(addresses[0])

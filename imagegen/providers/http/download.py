@@ -1,6 +1,7 @@
 """The safe downloader: the only way imagegen fetches a result URL a provider returned.
 
-Each URL, and each redirect hop, is first checked by :class:`~imagegen.providers.hosts.UrlGuard`
+Each URL, and each redirect hop, is first checked by
+:class:`~imagegen.providers.http.hosts.UrlGuard`
 (``https``, on the provider's allow-list, every DNS address public). The connection then goes
 to the vetted address itself, with the real ``Host`` header and TLS server name, so a second DNS
 answer cannot swap in another machine (DNS rebinding). Redirects are followed by hand; bodies
@@ -13,38 +14,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import InvalidResponse, ProviderError, ProviderUnavailable
-from imagegen.providers.hosts import (
-    HostPatterns,
-    Resolver,
-    UrlGuard,
-    address_refusal,
-    display_url,
-    is_address,
-    resolve,
-)
-from imagegen.providers.transport import read_capped
-from imagegen.version import __version__
+from imagegen.providers.http.hosts import Fail, Resolver, UrlGuard, display_url, is_address, resolve
+from imagegen.providers.http.transport import USER_AGENT, read_capped
 
-if TYPE_CHECKING:
-    from imagegen.providers.http import HttpProvider
-
-# HostPatterns, address_refusal, display_url and resolve are re-exported from their old home.
-__all__ = ["HostPatterns", "SafeDownloader", "address_refusal", "display_url", "resolve"]
+__all__ = ["SafeDownloader"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _EXPIRED_STATUSES = frozenset({404, 410})
-_HEADERS = {"User-Agent": f"imagegen/{__version__}", "Accept": "image/*"}
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "image/*"}
 
 
 class SafeDownloader(UrlGuard):
     """Fetches result URLs for one provider, refusing anything off its allow-list or private.
 
+    ``name``, ``config_path`` and ``fail`` are as for :class:`UrlGuard`; ``timeout`` is the
+    provider's ``timeout`` (no download takes longer) and ``connect_timeout`` its own.
     ``allow_private=True`` (OPTIONS ``allow_private_downloads``) also accepts plain ``http`` and
     loopback or private addresses. It exists for local test servers such as
     ``http://127.0.0.1:8000/out.png`` and must not be set in production; the host must still be on
@@ -54,15 +44,28 @@ class SafeDownloader(UrlGuard):
 
     def __init__(
         self,
-        provider: HttpProvider,
         *,
+        name: str,
+        config_path: str,
+        fail: Fail,
         hosts: Iterable[str],
+        timeout: float,
+        connect_timeout: float,
         allow_private: bool = False,
         max_redirects: int = 3,
         transport: httpx.BaseTransport | None = None,
         resolver: Resolver = resolve,
     ) -> None:
-        super().__init__(provider, hosts=hosts, allow_private=allow_private, resolver=resolver)
+        super().__init__(
+            name=name,
+            config_path=config_path,
+            fail=fail,
+            hosts=hosts,
+            allow_private=allow_private,
+            resolver=resolver,
+        )
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.max_redirects = max_redirects
         self.transport = transport
         self._pool: httpx.HTTPTransport | None = None
@@ -96,7 +99,7 @@ class SafeDownloader(UrlGuard):
         API key, if a provider's delivery host needs one) go only to ``url``'s own origin.
         """
         limit = int(max_bytes or imagegen_settings.MAX_IMAGE_BYTES)
-        cap = time.monotonic() + self.provider.timeout
+        cap = time.monotonic() + self.timeout
         deadline = cap if deadline is None else min(cap, deadline)
         target = origin = self.checked_url(url)
         for _ in range(self.max_redirects + 1):
@@ -112,7 +115,7 @@ class SafeDownloader(UrlGuard):
                 response.close()
         shown = display_url(origin)
         message = f"{self.name} redirected more than {self.max_redirects} times from {shown}."
-        raise self._fail(InvalidResponse, "download_redirect_refused", message)
+        raise self.fail(InvalidResponse, "download_redirect_refused", message)
 
     def close(self) -> None:
         """Close the pooled connections; the next download opens new ones."""
@@ -129,11 +132,11 @@ class SafeDownloader(UrlGuard):
         kwargs = {"status_code": status}
         if status in _EXPIRED_STATUSES:
             message = f"{said}: the link has expired or was removed; generate the image again."
-            raise self._fail(ProviderError, "download_expired", message, **kwargs)
+            raise self.fail(ProviderError, "download_expired", message, **kwargs)
         if status >= 500 or status in (408, 429):
             message = f"{said}; try again later."
-            raise self._fail(ProviderUnavailable, "download_failed", message, **kwargs)
-        raise self._fail(ProviderError, "download_failed", f"{said}.", **kwargs)
+            raise self.fail(ProviderUnavailable, "download_failed", message, **kwargs)
+        raise self.fail(ProviderError, "download_failed", f"{said}.", **kwargs)
 
     # Wire ----------------------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class SafeDownloader(UrlGuard):
         pinned = url.copy_with(host=address)
         sent = {**_HEADERS, **(headers or {}), "Host": url.netloc.decode("ascii")}
         left = max(0.001, deadline - time.monotonic())
-        timeout = httpx.Timeout(left, connect=min(self.provider.connect_timeout, left))
+        timeout = httpx.Timeout(left, connect=min(self.connect_timeout, left))
         extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
         if url.scheme == "https" and not is_address(url.host):
             extensions["sni_hostname"] = url.raw_host.decode("ascii")
@@ -170,7 +173,7 @@ class SafeDownloader(UrlGuard):
                 response,
                 limit,
                 deadline,
-                too_large=lambda: self._fail(InvalidResponse, "download_too_large", too_large),
+                too_large=lambda: self.fail(InvalidResponse, "download_too_large", too_large),
                 # Raised as a timeout, so _guarded reports it like httpx's own.
                 too_slow=lambda: httpx.ReadTimeout("the download's wall-clock limit passed"),
             )
@@ -182,11 +185,11 @@ class SafeDownloader(UrlGuard):
             return step()
         except httpx.TimeoutException as err:
             message = f"Downloading {self.name}'s result from {display_url(url)} took too long."
-            raise self._fail(ProviderUnavailable, "download_timeout", message) from err
+            raise self.fail(ProviderUnavailable, "download_timeout", message) from err
         except httpx.HTTPError as err:
             # The class name only: httpx messages can quote the URL with its signature.
             message = (
                 f"Downloading {self.name}'s result from {url.host} failed "
                 f"({type(err).__name__}); try again later."
             )
-            raise self._fail(ProviderUnavailable, "download_failed", message) from err
+            raise self.fail(ProviderUnavailable, "download_failed", message) from err

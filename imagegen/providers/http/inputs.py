@@ -1,0 +1,36 @@
+"""Building a provider's request: source images as base64, data URLs or multipart file parts.
+
+Vendors take source images in one of three shapes, and each is built here once: bare base64
+text, a ``data:`` URL, or a multipart file part named after its sniffed type. Fields left unset
+(None) are dropped rather than sent, so the vendor's own defaults apply.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from imagegen.providers.http.outputs import image_mime
+
+__all__ = ["b64", "data_url", "file_part", "present"]
+
+
+def b64(content: bytes) -> str:
+    """Return ``content`` as base64 text."""
+    return base64.b64encode(content).decode("ascii")
+
+
+def data_url(content: bytes, mime: str) -> str:
+    """Return ``content`` as a ``data:`` URL of type ``mime``."""
+    return f"data:{mime};base64,{b64(content)}"
+
+
+def file_part(stem: str, content: bytes) -> tuple[str, bytes, str]:
+    """Return a multipart file part for ``content``: a name and type from its magic bytes."""
+    mime = image_mime(content) or "application/octet-stream"
+    return (f"{stem}.{mime.rpartition('/')[2]}", content, mime)
+
+
+def present(fields: dict[str, Any]) -> dict[str, Any]:
+    """Return ``fields`` without the ones that are None (unset)."""
+    return {key: value for key, value in fields.items() if value is not None}
