@@ -57,12 +57,12 @@ def get_storage() -> Storage:
         # InvalidStorageError (an ImproperlyConfigured) covers a missing alias and a backend
         # module that does not import; django-storages raises ImproperlyConfigured itself when
         # boto3 is missing. Any other error (bad OPTIONS) still stops the start, as before.
-        if isinstance(err, InvalidStorageError) or missing_import(err):
+        if isinstance(err, InvalidStorageError) or _caused_by_import_error(err):
             return UnavailableStorage(alias, err)
         raise
 
 
-def missing_import(error: BaseException) -> bool:
+def _caused_by_import_error(error: BaseException) -> bool:
     """Return whether ``error`` is, or was caused by, an ``ImportError``."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:  # a chain can loop back on itself
@@ -93,7 +93,7 @@ class UnavailableStorage(Storage):
             f'Storage {self.alias!r} (IMAGEGEN["STORAGE"]) cannot be created ({self.error}); '
             "`manage.py check` says how to fix it."
         )
-        if missing_import(self.error):
+        if _caused_by_import_error(self.error):
             raise ImproperlyInstalled(message) from self.error
         raise ImagegenConfigurationError(message) from self.error
 
