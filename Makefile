@@ -11,8 +11,8 @@ PYTEST_ARGS ?=
 WORKER_CONCURRENCY ?= 4
 
 .PHONY: help venv install install-test services browsers test test-unit test-postgres \
-        test-django6 test-browser screenshots lint format demo demo-setup serve docs build bench \
-        clean worker
+        test-django6 test-browser test-sdist screenshots lint format demo demo-setup serve docs \
+        build bench clean worker
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml example_project/requirements.txt | $(PY)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test,docs,s3,tasks]'
+	$(PIP) install -e '.[test,docs,s3,tasks,celery]'
 	@touch $@
 
 install: $(VENV)/.installed  ## Install the package (editable) and the example project's needs.
@@ -38,7 +38,7 @@ install-test: $(VENV)/.installed-test  ## Install what the tests need.
 services:  ## Start PostgreSQL and Redis if they are down.
 	@bash scripts/services.sh
 
-browsers:  ## Install Debian's Chromium for the browser tests if it is missing (apt-get).
+browsers:  ## Install Debian's Chromium if missing (apt-get, no recommends, no upgrades).
 	@bash scripts/install-chromium.sh
 
 test: install-test services browsers  ## Lint, the suite on SQLite, then pipeline and browser tests on PostgreSQL.
@@ -61,7 +61,8 @@ screenshots: install-test services browsers  ## Refresh the docs' admin screensh
 
 test-django6:  ## The unit tests (not docs/packaging builds) on the newest Django 6.x, python3.12.
 	@test -x $(DJANGO6_VENV)/bin/python || "$$(bash scripts/find-python.sh 3.12)" -m venv $(DJANGO6_VENV)
-	$(DJANGO6_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[test,tasks]' '$(DJANGO6_SPEC)'
+	$(DJANGO6_VENV)/bin/python -m pip --disable-pip-version-check -q install \
+	  -e '.[test,tasks,celery,s3]' '$(DJANGO6_SPEC)'
 	$(DJANGO6_VENV)/bin/python -c 'import django; print("Django", django.get_version())'
 	$(DJANGO6_VENV)/bin/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
@@ -97,8 +98,28 @@ worker: install  ## Run a Celery worker (with beat) for the example project: nee
 docs: install-test  ## Build the Sphinx docs into docs/_build/html (warnings are errors).
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-build: install-test  ## Build the sdist and wheel into dist/.
+build: install-test  ## Build the sdist and wheel into dist/, and check them with twine.
 	rm -rf dist && $(PY) -m build -q -o dist .
+	$(PY) -m twine check --strict dist/*
+
+# The sdist must be enough to run the tests: build it (and the wheel from it), check both with
+# twine, unpack it in a temporary directory, install the wheel with the test extras in a fresh
+# virtualenv there, and run the SQLite unit tests from the unpacked tree.
+test-sdist: install-test  ## Build the sdist, unpack it, and run its unit tests in a fresh venv.
+	@set -euo pipefail; \
+	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	echo "== build and twine check (in $$tmp)"; \
+	$(PY) -m build -q -o "$$tmp/dist" . >/dev/null; \
+	$(PY) -m twine check --strict "$$tmp"/dist/*; \
+	tar -xzf "$$tmp"/dist/*.tar.gz -C "$$tmp"; \
+	src="$$(echo "$$tmp"/django_imagegen-*/)"; \
+	echo "== install into a fresh virtualenv"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip --disable-pip-version-check -q install \
+	  "$$(echo "$$tmp"/dist/*.whl)[test,tasks,celery,s3]"; \
+	echo "== unit tests from $$src"; \
+	cd "$$src" && "$$tmp/venv/bin/python" -m pytest -p no:cacheprovider \
+	  -m "not browser and not postgres and not slow" $(PYTEST_ARGS)
 
 bench: install-test  ## Run the benchmarks (they print ratios).
 	@for script in benchmarks/*.py; do \

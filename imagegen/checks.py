@@ -12,11 +12,13 @@ E005      a preset names an unknown provider alias
 E006      a preset is malformed
 E007      ``TASK_RUNNER`` is invalid
 E008      ``STORAGE`` is not a ``STORAGES`` alias
+E014      the ``STORAGE`` backend does not import (S3 without the ``s3`` extra)
 E009      ``BUDGETS`` is malformed
 E010      ``PRICES`` is malformed
 E012      ``ALLOWED_FORMATS`` names a format imagegen cannot store
 E013      ``DERIVATIVE_WIDTHS`` or ``DERIVATIVE_FORMATS`` is malformed
 E020      ``TASK_OPTIONS`` is malformed
+E021      ``TASK_RUNNER`` is Celery, which is not installed (the ``celery`` extra)
 W020      ``TASK_OPTIONS["RATE_LIMITS"]`` are kept in a cache workers do not share
 W021      the Celery broker's ``visibility_timeout`` is not above ``TASK_OPTIONS["TIME_LIMIT"]``
 W013      ``DERIVATIVE_FORMATS`` asks for AVIF, which this Pillow cannot write
@@ -44,6 +46,7 @@ from imagegen.pricing import price_from_dict
 from imagegen.providers import providers
 from imagegen.runners import load_runner_class
 from imagegen.runners.options import check_task_options, task_options
+from imagegen.storage import UnavailableStorage, get_storage
 
 PROVIDER_KEYS = {"BACKEND", "OPTIONS"}
 
@@ -198,6 +201,18 @@ def _check_runner(messages: list) -> None:
     try:
         runner = load_runner_class(imagegen_settings.TASK_RUNNER)()
     except ImproperlyConfigured as err:
+        missing = getattr(err.__cause__, "name", None) or ""
+        if missing.split(".")[0] == "celery":
+            # The Celery runner lives beside its task, which imports Celery: an optional extra.
+            messages.append(
+                checks.Error(
+                    f'IMAGEGEN["TASK_RUNNER"] is {imagegen_settings.TASK_RUNNER!r}, which sends '
+                    "jobs to Celery, but Celery is not installed.",
+                    hint='Install the celery extra: pip install "django-imagegen[celery]"',
+                    id="imagegen.E021",
+                )
+            )
+            return
         messages.append(
             checks.Error(
                 str(err),
@@ -269,6 +284,29 @@ def _check_storage(messages: list) -> None:
                 id="imagegen.E008",
             )
         )
+        return
+    storage = get_storage()
+    if isinstance(storage, UnavailableStorage):
+        backend = str(settings.STORAGES[alias].get("BACKEND", ""))
+        messages.append(
+            checks.Error(
+                f'The backend of storage {alias!r} (IMAGEGEN["STORAGE"]) does not import: '
+                f"{storage.error}",
+                hint=_storage_hint(backend),
+                id="imagegen.E014",
+            )
+        )
+
+
+def _storage_hint(backend: str) -> str:
+    if backend.startswith(("storages.backends.s3.", "storages.backends.s3boto3.")):
+        return 'Install the s3 extra (django-storages and boto3): pip install "django-imagegen[s3]"'
+    if backend.startswith("storages."):
+        return (
+            "Install django-storages with the extra of your backend, as its documentation "
+            'says (for example pip install "django-storages[google]").'
+        )
+    return "Check the dotted path in STORAGES, and install the package that provides it."
 
 
 def _check_budgets(messages: list) -> None:

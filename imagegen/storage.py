@@ -12,12 +12,15 @@ import hashlib
 import logging
 import posixpath
 from collections.abc import Iterator
+from typing import NoReturn
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import InvalidStorageError, Storage, storages
 from django.utils import timezone
 
 from imagegen.conf import imagegen_settings
+from imagegen.exceptions import ImagegenConfigurationError, ImproperlyInstalled
 
 logger = logging.getLogger("imagegen")
 
@@ -38,8 +41,61 @@ def get_storage() -> Storage:
     """Return the storage named by ``IMAGEGEN["STORAGE"]`` (a ``STORAGES`` alias).
 
     Model fields use this callable as their ``storage`` so migrations never freeze a setting.
+    Django calls it while the models load, so an alias that is missing, or whose backend does
+    not import (S3 without the ``s3`` extra), gives an :class:`UnavailableStorage` instead of
+    an exception: Django starts, and the system checks (``imagegen.E008``, ``imagegen.E014``)
+    say what to fix.
     """
-    return storages[imagegen_settings.STORAGE]
+    alias = imagegen_settings.STORAGE
+    try:
+        return storages[alias]
+    except ImproperlyConfigured as err:
+        # InvalidStorageError (an ImproperlyConfigured) covers a missing alias and a backend
+        # module that does not import; django-storages raises ImproperlyConfigured itself when
+        # boto3 is missing. Any other error (bad OPTIONS) still stops the start, as before.
+        if isinstance(err, InvalidStorageError) or _caused_by_import_error(err):
+            return UnavailableStorage(alias, err)
+        raise
+
+
+def _caused_by_import_error(error: BaseException) -> bool:
+    """Return whether ``error`` is, or was caused by, an ``ImportError``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:  # a chain can loop back on itself
+        if isinstance(error, ImportError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class UnavailableStorage(Storage):
+    """Stand in for a storage that could not be created; every use raises why.
+
+    :func:`get_storage` returns it so that a settings mistake is reported by the system checks
+    rather than by an exception while Django loads the models.
+    """
+
+    def __init__(self, alias: str, error: Exception) -> None:
+        self.alias = alias
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"<UnavailableStorage {self.alias!r}: {self.error}>"
+
+    def unavailable(self, *args: object, **kwargs: object) -> NoReturn:
+        """Raise the configuration error that keeps this storage from being created."""
+        message = (
+            f'Storage {self.alias!r} (IMAGEGEN["STORAGE"]) cannot be created ({self.error}); '
+            "`manage.py check` says how to fix it."
+        )
+        if _caused_by_import_error(self.error):
+            raise ImproperlyInstalled(message) from self.error
+        raise ImagegenConfigurationError(message) from self.error
+
+    _open = _save = delete = exists = listdir = size = url = path = unavailable
+    get_accessed_time = get_created_time = get_modified_time = unavailable
+    get_available_name = generate_filename = unavailable
 
 
 def content_name(
