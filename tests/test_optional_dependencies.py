@@ -32,6 +32,9 @@ def hide(monkeypatch, *names: str) -> None:
     """Make ``import name`` fail for each of ``names`` during the test."""
     for name in names:
         monkeypatch.setitem(sys.modules, name, None)
+    if "celery" in names:
+        # The Celery runner's module imports Celery: make it import afresh, as in a new process.
+        monkeypatch.delitem(sys.modules, "imagegen.tasks", raising=False)
 
 
 def found(settings, **imagegen):
