@@ -127,6 +127,16 @@ class Generation(models.Model):
         blank=True,
         help_text=_("What the provider charged, from its usage report; empty when uncharged."),
     )
+    unconfirmed_cost = models.DecimalField(
+        _("unconfirmed cost"),
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0"),
+        help_text=_(
+            "Estimates of calls whose outcome is unknown (a timeout or a lost connection after "
+            "the request was sent): the provider has probably billed them."
+        ),
+    )
     currency = models.CharField(_("currency"), max_length=3, default="USD")
     usage = models.JSONField(_("usage"), default=dict, blank=True)
     provider_job_id = models.CharField(
@@ -152,6 +162,16 @@ class Generation(models.Model):
         on_delete=models.SET_NULL,
         related_name="fallbacks",
         help_text=_("The failed generation this one retried on the preset's next provider."),
+    )
+
+    reservation = models.JSONField(
+        _("budget reservation"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "What this request holds against the budget caps until it finishes: the amount "
+            "and each cap's period."
+        ),
     )
 
     batch = models.UUIDField(
@@ -280,3 +300,57 @@ class GeneratedImage(models.Model):
 
     def __str__(self) -> str:
         return self.file.name
+
+
+class BudgetUse(models.Model):
+    """How much of one budget cap one period has used: the running total reservations check.
+
+    A request reserves its estimate on the row of every cap that applies to it with one
+    conditional UPDATE, so concurrent requests cannot together pass a cap; it is settled to
+    what the provider charged when it finishes. Reading a cap's use is one row, however large
+    the ledger grows.
+    """
+
+    #: The cap, such as ``"site:month"``, ``"user:12:day"`` or ``"provider:openai:month"``.
+    cap = models.CharField(_("cap"), max_length=200)
+    #: The first day of the period (the day, or the first of the month) in the site's time zone.
+    period_start = models.DateField(_("period start"))
+    reserved = models.DecimalField(
+        _("reserved"),
+        max_digits=14,
+        decimal_places=6,
+        default=Decimal("0"),
+        help_text=_("Estimates of requests that have not finished yet."),
+    )
+    spent = models.DecimalField(
+        _("spent"),
+        max_digits=14,
+        decimal_places=6,
+        default=Decimal("0"),
+        help_text=_("What providers charged, as they reported it."),
+    )
+    unconfirmed = models.DecimalField(
+        _("unconfirmed"),
+        max_digits=14,
+        decimal_places=6,
+        default=Decimal("0"),
+        help_text=_("Estimates of calls whose outcome is unknown; probably billed."),
+    )
+    #: Whether ``budget_threshold_crossed`` was sent for this cap and period.
+    warned = models.BooleanField(_("warned"), default=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("budget use")
+        verbose_name_plural = _("budget uses")
+        constraints = [
+            models.UniqueConstraint(fields=["cap", "period_start"], name="imagegen_budget_use_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cap} from {self.period_start}"
+
+    @property
+    def used(self) -> Decimal:
+        """Return what counts against the cap: spent, unconfirmed and reserved."""
+        return self.spent + self.unconfirmed + self.reserved
