@@ -421,6 +421,18 @@ def test_error_status_is_a_failed_generation_with_the_message() -> None:
     assert cdn.requests == []
 
 
+def test_failed_status_is_final_and_not_polled_to_the_timeout() -> None:
+    # A peer SDK treats "Failed" as final; before, it was polled until poll_timeout.
+    failed = {"id": TASK, "status": "Failed", "details": {"error": "Generation failed"}}
+    api = MockAPI().reply(json=SUBMIT).reply(json=failed).reply(json=failed, times=50)
+    provider = make(api)
+    with pytest.raises(ProviderError) as caught:
+        run(provider)
+    assert caught.value.code == "generation_failed" and not caught.value.retryable
+    assert "Generation failed" in caught.value.message
+    assert [r.method for r in api.requests] == ["POST", "GET"]
+
+
 def test_error_status_falls_back_to_result_error() -> None:
     failed = {"id": TASK, "status": "Error", "result": {"error": "Out of memory"}}
     api = MockAPI().reply(json=SUBMIT).reply(json=failed)
