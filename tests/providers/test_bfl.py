@@ -669,17 +669,22 @@ def test_catalog_lists_every_endpoint_of_the_reference() -> None:
 @pytest.mark.parametrize(
     ("model", "size", "edit", "expected"),
     [
-        # §6.4: FLUX.2 per megapixel (1024 x 1024), the first one in full.
+        # BFL's API skill: cents = firstMP + (outputMP - 1) x mpPrice + inputMP x mpPrice; its
+        # "1MP T2I" and "1MP I2I" columns are the worked examples (a 1 MP edit has a 1 MP input).
         ("flux-2-pro", (1024, 1024), False, "0.030000"),
         ("flux-2-pro", (512, 512), False, "0.030000"),
-        ("flux-2-pro", (1536, 864), False, "0.037969"),  # 1.265625 MP x $0.03
-        ("flux-2-pro", (2048, 2048), False, "0.120000"),
+        ("flux-2-pro", (1536, 864), False, "0.045000"),  # 1.27 MP billed as 2: 3 + 1.5 cents
+        ("flux-2-pro", (2048, 2048), False, "0.075000"),  # 4 MP: 3 + 3 x 1.5 cents
         ("flux-2-pro", (1024, 1024), True, "0.045000"),
         ("flux-2-max", (1024, 1024), False, "0.070000"),
+        ("flux-2-max", (1024, 1024), True, "0.100000"),
         ("flux-2-flex", (1024, 1024), False, "0.050000"),
+        ("flux-2-flex", (1024, 1024), True, "0.100000"),
         ("flux-2-klein-4b", (1024, 1024), False, "0.014000"),
+        ("flux-2-klein-4b", (1024, 1024), True, "0.015000"),
         ("flux-2-klein-9b", (1024, 1024), False, "0.015000"),
-        ("flux-2-max", (2048, 1024), False, "0.140000"),
+        ("flux-2-klein-9b", (1024, 1024), True, "0.017000"),
+        ("flux-2-max", (2048, 1024), False, "0.100000"),  # 2 MP: 7 + 3 cents
         # Per image whatever the size (§6.4; Kontext from BFL's pricing page).
         ("flux-pro-1.1", (1440, 800), False, "0.040000"),
         ("flux-pro-1.1-ultra", (2048, 2048), False, "0.060000"),
@@ -697,7 +702,7 @@ def test_estimates_follow_the_reference_prices(model, size, edit, expected) -> N
 
 def test_prices_describe_themselves() -> None:
     assert catalog.get_model("bfl", "flux-2-pro").price.describe() == (
-        "from $0.03 per megapixel (edits from $0.045)"
+        "$0.03 for the first megapixel, $0.015 for each further one, $0.015 per input megapixel"
     )
     assert catalog.get_model("bfl", "flux-pro-1.1").price.describe() == "$0.04 per image"
 

@@ -87,7 +87,18 @@ def describe_model(info: catalog.ModelInfo, today: datetime.date) -> dict[str, A
         "status": lifecycle(info, today),
         "price": priced.price.describe(),
         "max_images_per_call": info.capabilities.max_count,
+        "checked": info.checked.isoformat() if info.checked else None,
+        "unverified": info.unverified(),
+        "sources": {fact: source.url for fact, source in info.sources.items()},
     }
+
+
+def checked_text(model: dict[str, Any]) -> str:
+    """Return when a listed model was last checked, and how many of its facts are unverified."""
+    text = model["checked"] or "never"
+    if model["unverified"]:
+        text += f" ({len(model['unverified'])} unverified: {', '.join(model['unverified'])})"
+    return text
 
 
 class Command(BaseCommand):
@@ -107,8 +118,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--models",
             action="store_true",
-            help="Also list every catalogued model per provider: id, label, status, price and "
-            "the most images one call can make.",
+            help="Also list every catalogued model per provider: id, label, status, price, "
+            "the most images one call can make, and when its sources were last checked.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -161,7 +172,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {entry['alias']}: {entry['error']}")
 
     def write_models(self, models: list[dict[str, Any]]) -> None:
-        headers = ["Provider", "Model", "Label", "Status", "Price", "Max/call"]
+        headers = ["Provider", "Model", "Label", "Status", "Price", "Max/call", "Checked"]
         rows = [
             [
                 m["provider"],
@@ -170,6 +181,7 @@ class Command(BaseCommand):
                 m["status"],
                 m["price"],
                 str(m["max_images_per_call"]),
+                checked_text(m),
             ]
             for m in models
         ]
