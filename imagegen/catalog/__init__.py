@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from imagegen.conf import imagegen_settings
+from imagegen.conf import DEFAULTS, imagegen_settings
 from imagegen.pricing import PriceRule, price_from_dict
 from imagegen.types import ImageRequest
 
@@ -181,6 +181,21 @@ def get_model(provider: str, model: str) -> ModelInfo | None:
         base = info or ModelInfo(provider=provider, id=model)
         info = replace(base, price=price_from_dict(override))
     return info
+
+
+def shutdown_warning_days() -> int:
+    """Return ``IMAGEGEN["SHUTDOWN_WARNING_DAYS"]``, or its default when malformed (the system
+    check reports that)."""
+    days = imagegen_settings.SHUTDOWN_WARNING_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        return DEFAULTS["SHUTDOWN_WARNING_DAYS"]
+    return days
+
+
+def retiring(info: ModelInfo, today: datetime.date | None = None) -> bool:
+    """Return whether ``info`` is shut down or shuts down within ``SHUTDOWN_WARNING_DAYS``."""
+    left = info.days_to_shutdown(today)
+    return left is not None and left <= shutdown_warning_days()
 
 
 def _ratio(width: int, height: int) -> float:
