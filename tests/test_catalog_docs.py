@@ -33,10 +33,10 @@ def test_a_changed_price_makes_the_docs_stale(monkeypatch) -> None:
 
 
 def test_render_replaces_only_the_named_blocks() -> None:
-    text = "a\n<!-- catalog:x -->\nold\n<!-- /catalog:x -->\nb\n<!-- catalog:y -->\nkeep\n<!-- /catalog:y -->\n"
-    assert docs.render(text, {"x": "new\n"}) == (
-        "a\n<!-- catalog:x -->\nnew\n<!-- /catalog:x -->\nb\n<!-- catalog:y -->\nkeep\n<!-- /catalog:y -->\n"
-    )
+    keep = "<!-- catalog:y -->\nkeep\n<!-- /catalog:y -->\n"
+    text = f"a\n<!-- catalog:x -->\nold\n<!-- /catalog:x -->\nb\n{keep}"
+    new = f"a\n<!-- catalog:x -->\nnew\n<!-- /catalog:x -->\nb\n{keep}"
+    assert docs.render(text, {"x": "new\n"}) == new
 
 
 def test_every_source_is_listed_on_its_providers_page() -> None:
