@@ -22,13 +22,16 @@ CREDIT_PRICE = Decimal("0.01")
 #: Aspect ratios of the ratio endpoints: BFL takes any ratio from 21:9 to 9:21; these are offered.
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
-FLUX2, FLUX1, RATIO = "flux2", "flux1", "ratio"
+FLUX2, FLUX1, RATIO, FILL = "flux2", "flux1", "ratio", "fill"
 
 
 def family(model: str) -> str:
-    """Return the request shape of endpoint ``model``: "flux2", "flux1" or "ratio"."""
+    """Return the request shape of endpoint ``model``: "flux2", "flux1", "ratio" or "fill"."""
     if model.startswith("flux-2-"):
         return FLUX2
+    if model.endswith("-fill"):
+        # FLUX.1 Fill [pro]: one source image and a mask; the output has the image's size.
+        return FILL
     if model.startswith("flux-kontext-") or model.endswith("-ultra"):
         return RATIO
     return FLUX1
@@ -107,6 +110,16 @@ ULTRA_CAPS = Capabilities(
 )
 KONTEXT_CAPS = Capabilities(
     aspect_ratios=ASPECT_RATIOS, edit=True, output_formats=_FORMATS, **_COMMON
+)
+# FLUX.1 Fill [pro] inpaints one source image where its mask is white; no size is sent, so the
+# output follows the source image. The FLUX.1 side limits only bound the estimate's size.
+FILL_CAPS = Capabilities(
+    min_side=256,
+    max_side=1440,
+    size_multiple=32,
+    edit=True,
+    output_formats=_FORMATS,
+    **{**_COMMON, "mask": True},
 )
 
 
@@ -209,6 +222,14 @@ register(
     _flat("flux-pro-1.1-ultra", "FLUX1.1 [pro] Ultra", ULTRA_CAPS, "0.06", sources=_FLUX1_SOURCES),
     _flat("flux-kontext-pro", "FLUX.1 Kontext [pro]", KONTEXT_CAPS, "0.04", sources=_FLUX1_SOURCES),
     _flat("flux-kontext-max", "FLUX.1 Kontext [max]", KONTEXT_CAPS, "0.08", sources=_FLUX1_SOURCES),
+    _flat(
+        "flux-pro-1.0-fill",
+        "FLUX.1 Fill [pro]",
+        FILL_CAPS,
+        "0.05",
+        notes="Inpainting: one source image and a mask (white is repainted).",
+        sources=_FLUX1_SOURCES,
+    ),
     _flat(
         "flux-pro",
         "FLUX.1 [pro]",

@@ -57,7 +57,8 @@ class BFLProvider(JobProvider):
     catalog_key = "bfl"
     display_name = "Black Forest Labs"
     default_model = "flux-2-pro"
-    operations = ("generate", "edit")
+    # "inpaint" is FLUX.1 Fill [pro]'s alone; other endpoints refuse a mask before sending.
+    operations = ("generate", "edit", "inpaint")
     api_key_env = "BFL_API_KEY"
     default_base_url = "https://api.bfl.ai/v1"
     #: §6.3: results are served from delivery-<region>.bfl.ai hosts.

@@ -247,6 +247,25 @@ def test_edit_sends_source_images_as_numbered_input_images() -> None:
     assert "input_image_3" not in body and body["prompt"] == "make it night"
 
 
+def test_fill_sends_one_image_and_its_mask_and_no_size() -> None:
+    # BFL's API skill: /v1/flux-pro-1.0-fill, inpainting, $0.05 an image.
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    mask = png_bytes(color=(255, 255, 255))
+    result = run(
+        make(api, cdn_with(), model="flux-pro-1.0-fill"),
+        operation="inpaint",
+        source_images=(PNG,),
+        mask=mask,
+        seed=4,
+    )
+    submit = api.requests[0]
+    assert submit.url.path == "/v1/flux-pro-1.0-fill"
+    body = body_of(submit)
+    assert (body["image"], body["mask"], body["seed"]) == (b64(PNG), b64(mask), 4)
+    assert not {"width", "height", "aspect_ratio", "input_image"} & set(body)
+    assert result.images
+
+
 def test_kontext_takes_one_input_image() -> None:
     api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
     run(make(api, cdn_with(), model="flux-kontext-pro"), source_images=(PNG,))
@@ -260,7 +279,9 @@ def test_kontext_takes_one_input_image() -> None:
         ("flux-pro-1.1", {"source_images": (PNG,)}, "takes no input image"),
         ("flux-2-pro", {"source_images": (PNG,) * 9}, "at most 8 images"),
         ("flux-kontext-pro", {"source_images": (PNG, PNG)}, "at most 1 images"),
-        ("flux-2-pro", {"source_images": (PNG,), "mask": PNG}, "fill endpoint"),
+        ("flux-2-pro", {"source_images": (PNG,), "mask": PNG}, "inpaint with flux-pro-1.0-fill"),
+        ("flux-pro-1.0-fill", {"operation": "inpaint", "mask": PNG}, "exactly one image"),
+        ("flux-pro-1.0-fill", {"source_images": (PNG, PNG), "mask": PNG}, "exactly one image"),
         ("flux-2-pro", {"count": 2}, "one image per call"),
         ("flux-2-pro", {"extra": {"webhook_url": "https://example.com/hook"}}, "webhook_url"),
         ("flux-2-pro", {"extra": {"prompt": "other"}}, "prompt"),
@@ -649,9 +670,13 @@ def test_catalog_lists_every_endpoint_of_the_reference() -> None:
         "flux-kontext-pro",
         "flux-pro-1.1-ultra",
         "flux-pro-1.1",
+        "flux-pro-1.0-fill",
         "flux-pro",
         "flux-dev",
     }
+    fill = models.pop("flux-pro-1.0-fill")
+    assert fill.capabilities.edit and fill.capabilities.mask
+    assert fill.price.estimate(ImageRequest(prompt=PROMPT)) == Decimal("0.05")
     caps = {model: info.capabilities for model, info in models.items()}
     assert caps["flux-2-pro"] is FLUX2_CAPS and caps["flux-2-klein-4b"] is FLUX2_CAPS
     assert caps["flux-pro-1.1"] is FLUX1_CAPS and caps["flux-dev"] is FLUX1_CAPS
