@@ -62,3 +62,10 @@ def test_an_entry_is_as_fresh_as_its_stalest_fact() -> None:
     assert info.missing_sources() == ["shutdown"]
     assert info.unverified() == ["price"]
     assert info.days_to_shutdown(datetime.date(2026, 11, 5)) == 30
+
+
+def test_a_project_price_drops_the_catalogs_price_source(settings) -> None:
+    settings.IMAGEGEN = {"PRICES": {"flux-pro-1.1": {"per_image": "0.035"}}}
+    info = catalog.get_model("bfl", "flux-pro-1.1")
+    assert "price" not in info.sources and "id" in info.sources
+    assert info.missing_sources() == ["price"]

@@ -179,7 +179,9 @@ def get_model(provider: str, model: str) -> ModelInfo | None:
     override = (imagegen_settings.PRICES or {}).get(model)
     if override is not None:
         base = info or ModelInfo(provider=provider, id=model)
-        info = replace(base, price=price_from_dict(override))
+        # The project's price has no provider page behind it, so the catalog's source goes.
+        kept = {fact: source for fact, source in base.sources.items() if fact != "price"}
+        info = replace(base, price=price_from_dict(override), sources=kept)
     return info
 
 
