@@ -115,8 +115,25 @@ def _gpt_image_2_price(tokens: dict[str, int]) -> PerToken:
     )
 
 
+#: The models whose token prices provider-apis.md §2.7 read on OpenAI's own model pages; the
+#: others' came from third-party pages (LLM Reference, Vercel, Apidog, OpenRouter).
+_PRICED_BY_OPENAI = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+)
+
+
 def _price_source(model_id: str) -> Source:
-    return Source(url=MODEL_PAGE.format(model_id), checked=REFERENCE_CHECKED)
+    if model_id in _PRICED_BY_OPENAI:
+        return Source(url=MODEL_PAGE.format(model_id), checked=REFERENCE_CHECKED)
+    return Source(
+        url=MODEL_PAGE.format(model_id),
+        checked=REFERENCE_CHECKED,
+        verified=False,
+        note="Token prices from third-party pages (provider-apis.md §2.7), not OpenAI's page.",
+    )
 
 
 def _sources(model_id: str, **dates: str | Source) -> dict[str, Source]:
