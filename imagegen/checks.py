@@ -24,12 +24,15 @@ W021      the Celery broker's ``visibility_timeout`` is not above ``TASK_OPTIONS
 W013      ``DERIVATIVE_FORMATS`` asks for AVIF, which this Pillow cannot write
 W001      ``IMAGEGEN`` has an unknown key
 W010      a configured model is deprecated
+W011      a configured model shuts down within ``SHUTDOWN_WARNING_DAYS``
 E011      a configured model is shut down
+E015      ``SHUTDOWN_WARNING_DAYS`` is not a whole number of days
 ========  =================================================================
 """
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -38,6 +41,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from PIL import features
 
+from imagegen.catalog import shutdown_warning_days
 from imagegen.conf import DEFAULTS, imagegen_settings
 from imagegen.derivatives import FORMATS
 from imagegen.images import MIME_TYPES
@@ -74,7 +78,25 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     _check_prices(messages)
     _check_formats(messages)
     _check_derivatives(messages)
+    _check_shutdown_days(messages)
     return messages
+
+
+def today() -> datetime.date:
+    """Return the date lifecycle checks are made for (a seam for tests)."""
+    return datetime.date.today()
+
+
+def _check_shutdown_days(messages: list) -> None:
+    days = imagegen_settings.SHUTDOWN_WARNING_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        messages.append(
+            checks.Error(
+                f'IMAGEGEN["SHUTDOWN_WARNING_DAYS"] is {days!r}.',
+                hint="Give a whole number of days, 0 or more (default 60).",
+                id="imagegen.E015",
+            )
+        )
 
 
 def _check_providers(messages: list) -> set[str]:
@@ -129,7 +151,8 @@ def _check_providers(messages: list) -> set[str]:
 
 def _check_lifecycle(where: str, provider) -> list[checks.CheckMessage]:
     info = provider.model_info()
-    status = info.status()
+    day = today()
+    status = info.status(day)
     successor = f" Use {info.successor!r} instead." if info.successor else ""
     if status == "shut down":
         return [
@@ -137,6 +160,16 @@ def _check_lifecycle(where: str, provider) -> list[checks.CheckMessage]:
                 f"{where} uses model {info.id!r}, shut down on {info.shutdown}.",
                 hint=f'Change OPTIONS["model"].{successor}',
                 id="imagegen.E011",
+            )
+        ]
+    left = info.days_to_shutdown(day)
+    if left is not None and left <= shutdown_warning_days():
+        return [
+            checks.Warning(
+                f"{where} uses model {info.id!r}, which shuts down on {info.shutdown}, "
+                f"in {left} day{'' if left == 1 else 's'}.",
+                hint=f'Change OPTIONS["model"] before then.{successor}',
+                id="imagegen.W011",
             )
         ]
     if status == "deprecated":

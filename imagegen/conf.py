@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "DERIVATIVE_FORMATS": ["webp", "avif"],
     # Template tags re-raise errors when this is true; None follows settings.DEBUG.
     "TEMPLATE_DEBUG": None,
+    # Days before a configured model's announced shutdown date that the system check warns.
+    "SHUTDOWN_WARNING_DAYS": 60,
 }
 
 _cache_clearers: list[Callable[[], None]] = []

@@ -9,6 +9,7 @@ from django import forms
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from imagegen.catalog import retiring
 from imagegen.exceptions import ImagegenConfigurationError
 from imagegen.fields import generated_fields
 from imagegen.presets import all_presets
@@ -26,14 +27,24 @@ def preset_choices() -> list[tuple[str, str]]:
 
 
 def provider_choices() -> list[tuple[str, str]]:
-    """Return (alias, "alias: model") for every configured provider, after the preset's own."""
+    """Return (alias, "alias: model") for every configured provider, after the preset's own.
+
+    A model that is shut down, or shuts down within ``SHUTDOWN_WARNING_DAYS``, says so, so an
+    editor sees it before picking it.
+    """
     choices: list[tuple[str, str]] = [("", _("The preset's provider"))]
     for alias in providers:
         try:
-            model = providers[alias].model
+            provider = providers[alias]
         except ImagegenConfigurationError:  # reported by the system checks, not here
             continue
-        choices.append((alias, f"{alias}: {model}" if model else alias))
+        label = f"{alias}: {provider.model}" if provider.model else alias
+        info = provider.model_info()
+        if info.status() == "shut down":
+            label = _("%(label)s (shut down %(date)s)") % {"label": label, "date": info.shutdown}
+        elif retiring(info):
+            label = _("%(label)s (shuts down %(date)s)") % {"label": label, "date": info.shutdown}
+        choices.append((alias, label))
     return choices
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -128,3 +130,41 @@ def test_check_command_fails_on_errors(settings):
 @pytest.mark.parametrize("formats", [["PNG", "GIF"], []])
 def test_bad_allowed_formats(settings, formats):
     assert "imagegen.E012" in ids(settings, ALLOWED_FORMATS=formats)
+
+
+# Model lifecycle --------------------------------------------------------------------------------
+
+OPENAI_15 = {
+    "BACKEND": "imagegen.providers.openai.OpenAIProvider",
+    "OPTIONS": {"api_key": "sk-test", "model": "gpt-image-1.5"},
+}
+
+
+@pytest.mark.parametrize(
+    ("day", "days", "expected"),
+    [
+        # gpt-image-1.5: deprecated 2026-06-02, shut down 2026-12-01 (OpenAI's deprecations page).
+        ("2026-05-01", None, set()),
+        ("2026-09-01", None, {"imagegen.W010"}),  # 91 days left: deprecated only
+        ("2026-10-02", None, {"imagegen.W011"}),  # 60 days left: the default window
+        ("2026-09-01", 120, {"imagegen.W011"}),
+        ("2026-12-01", None, {"imagegen.E011"}),
+    ],
+)
+def test_a_model_close_to_shutdown_warns_and_errors_after(
+    settings, monkeypatch, day, days, expected
+):
+    monkeypatch.setattr("imagegen.checks.today", lambda: datetime.date.fromisoformat(day))
+    extra = {} if days is None else {"SHUTDOWN_WARNING_DAYS": days}
+    found = ids(settings, PROVIDERS={"default": OPENAI_15}, **extra)
+    lifecycle = {key for key in found if key in {"imagegen.W010", "imagegen.W011", "imagegen.E011"}}
+    assert lifecycle == expected
+    if "imagegen.W011" in found:
+        message = found["imagegen.W011"]
+        assert "shuts down on 2026-12-01" in message.msg and " days." in message.msg
+        assert "gpt-image-2.6-sunburst" in message.hint
+
+
+@pytest.mark.parametrize("days", [-1, "60", 1.5, True])
+def test_a_malformed_warning_window_is_an_error(settings, days):
+    assert "imagegen.E015" in ids(settings, SHUTDOWN_WARNING_DAYS=days)

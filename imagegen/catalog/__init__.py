@@ -9,65 +9,44 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.conf import imagegen_settings
-from imagegen.pricing import PriceRule, price_from_dict
+from imagegen.catalog import bfl, google, leonardo, openai, replicate, stability
+from imagegen.catalog.entries import (
+    ANY_FORMAT,
+    FACTS,
+    OWN_SOURCES,
+    Capabilities,
+    ModelInfo,
+    Source,
+    is_own_source,
+    parse_ratio,
+    sources,
+)
+from imagegen.conf import DEFAULTS, imagegen_settings
+from imagegen.pricing import price_from_dict
 from imagegen.types import ImageRequest
 
-ANY_FORMAT = ("png", "jpeg", "webp")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Capabilities:
-    """What a model accepts; anything else is adapted or refused before the call."""
-
-    #: Native sizes; None means any size within the side limits.
-    sizes: tuple[tuple[int, int], ...] | None = None
-    #: Aspect ratios the API takes instead of pixel sizes ("16:9"); None when it takes sizes.
-    aspect_ratios: tuple[str, ...] | None = None
-    min_side: int = 64
-    max_side: int = 4096
-    #: Width and height are rounded to a multiple of this.
-    size_multiple: int = 1
-    #: Pixel-count limits of free sizes (width x height); None means only the side limits apply.
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    #: Widest long-to-short side ratio of free sizes (3.0 means 3:1 to 1:3); None means any.
-    max_aspect: float | None = None
-    max_count: int = 1
-    seed: bool = True
-    negative_prompt: bool = False
-    edit: bool = False
-    mask: bool = False
-    output_formats: tuple[str, ...] = ANY_FORMAT
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelInfo:
-    """One model of one provider: capabilities, price rule and lifecycle."""
-
-    provider: str
-    id: str
-    label: str = ""
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    price: PriceRule = field(default_factory=PriceRule)
-    released: datetime.date | None = None
-    deprecated: datetime.date | None = None
-    shutdown: datetime.date | None = None
-    successor: str | None = None
-    notes: str = ""
-
-    def status(self, today: datetime.date | None = None) -> str:
-        """Return "active", "deprecated" or "shut down" as of ``today``."""
-        today = today or datetime.date.today()
-        if self.shutdown and today >= self.shutdown:
-            return "shut down"
-        if self.deprecated and today >= self.deprecated:
-            return "deprecated"
-        return "active"
-
+__all__ = [
+    "ANY_FORMAT",
+    "FACTS",
+    "OWN_SOURCES",
+    "Capabilities",
+    "ModelInfo",
+    "Source",
+    "adapt",
+    "all_models",
+    "estimate_calls",
+    "get_model",
+    "is_own_source",
+    "models_for",
+    "parse_ratio",
+    "register",
+    "retiring",
+    "shutdown_warning_days",
+    "sources",
+]
 
 _CATALOG: dict[tuple[str, str], ModelInfo] = {}
 
@@ -94,20 +73,29 @@ def get_model(provider: str, model: str) -> ModelInfo | None:
     override = (imagegen_settings.PRICES or {}).get(model)
     if override is not None:
         base = info or ModelInfo(provider=provider, id=model)
-        info = replace(base, price=price_from_dict(override))
+        # The project's price has no provider page behind it, so the catalog's source goes.
+        kept = {fact: source for fact, source in base.sources.items() if fact != "price"}
+        info = replace(base, price=price_from_dict(override), sources=kept)
     return info
+
+
+def shutdown_warning_days() -> int:
+    """Return ``IMAGEGEN["SHUTDOWN_WARNING_DAYS"]``, or its default when malformed (the system
+    check reports that)."""
+    days = imagegen_settings.SHUTDOWN_WARNING_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        return DEFAULTS["SHUTDOWN_WARNING_DAYS"]
+    return days
+
+
+def retiring(info: ModelInfo, today: datetime.date | None = None) -> bool:
+    """Return whether ``info`` is shut down or shuts down within ``SHUTDOWN_WARNING_DAYS``."""
+    left = info.days_to_shutdown(today)
+    return left is not None and left <= shutdown_warning_days()
 
 
 def _ratio(width: int, height: int) -> float:
     return math.log(width / height)
-
-
-def parse_ratio(ratio: str) -> tuple[int, int]:
-    """Parse "16:9" into (16, 9); raise ValueError for anything else."""
-    w, sep, h = ratio.partition(":")
-    if not sep or not w.strip().isdigit() or not h.strip().isdigit() or not int(w) or not int(h):
-        raise ValueError(f"Invalid aspect ratio {ratio!r}; expected the form '16:9'.")
-    return int(w), int(h)
 
 
 def _nearest_size(width: int, height: int, sizes: tuple[tuple[int, int], ...]) -> tuple[int, int]:
@@ -225,5 +213,6 @@ register(
 )
 
 
-# The built-in providers' models register themselves on import, one module per provider.
-from imagegen.catalog import bfl, google, leonardo, openai, replicate, stability  # noqa: E402, F401
+# The built-in providers' models, one module per provider.
+for _module in (bfl, google, leonardo, openai, replicate, stability):
+    register(*_module.MODELS)

@@ -5,14 +5,16 @@ request shapes exist (:func:`family`): FLUX.2 (``width``/``height`` in multiples
 ``input_image`` ... ``input_image_8``), FLUX.1 (``width``/``height`` 256 to 1440 in multiples of 32)
 and the aspect-ratio endpoints (FLUX1.1 [pro] Ultra and FLUX.1 Kontext, ``aspect_ratio``). Every
 call makes one image. Billing is in credits at $0.01 (§6.1); the actual cost comes from the
-response's ``cost`` field, so these prices feed estimates and answers without a ``cost``.
+response's ``cost`` field, so these prices feed estimates and answers without a ``cost``. Each
+entry names the BFL page its id and price were read on (:attr:`ModelInfo.sources`).
 """
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
 from imagegen.pricing import MegapixelTiers, PerImage
 
 #: §6.1: 1 credit = $0.01.
@@ -20,13 +22,16 @@ CREDIT_PRICE = Decimal("0.01")
 #: Aspect ratios of the ratio endpoints: BFL takes any ratio from 21:9 to 9:21; these are offered.
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
-FLUX2, FLUX1, RATIO = "flux2", "flux1", "ratio"
+FLUX2, FLUX1, RATIO, FILL = "flux2", "flux1", "ratio", "fill"
 
 
 def family(model: str) -> str:
-    """Return the request shape of endpoint ``model``: "flux2", "flux1" or "ratio"."""
+    """Return the request shape of endpoint ``model``: "flux2", "flux1", "ratio" or "fill"."""
     if model.startswith("flux-2-"):
         return FLUX2
+    if model.endswith("-fill"):
+        # FLUX.1 Fill [pro]: one source image and a mask; the output has the image's size.
+        return FILL
     if model.startswith("flux-kontext-") or model.endswith("-ultra"):
         return RATIO
     return FLUX1
@@ -63,9 +68,24 @@ def upsampling_field(model: str) -> str:
 
 #: Pixels in one FLUX.2 billing megapixel: 1024 x 1024. §6.3's example bills a 1024 x 1024 image
 #: (``output_mp`` 1.05) the flat 3 credits of the first megapixel, and 2048 x 2048 is "4 MP"
-#: (§6.2), so BFL's prices count binary megapixels [UNCERTAIN: inferred from those examples].
+#: (§6.2), so BFL's prices count binary megapixels [UNVERIFIED: inferred from those examples].
 FLUX_MEGAPIXEL = 1024 * 1024
 
+#: The day the sources below were last read.
+CHECKED = datetime.date(2026, 12, 5)
+#: The reference's research date: facts carried over from provider-apis.md were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: BFL's pricing page: "from" prices per model, 1 credit = $0.01.
+PRICING = "https://docs.bfl.ai/quick_start/pricing.md"
+#: BFL's own API skill (github.com/black-forest-labs/skills): endpoint paths, the first and each
+#: further megapixel of FLUX.2, and the formula (firstMP + (outputMP-1) * mpPrice) + inputMP *
+#: mpPrice, in cents.
+SKILL = (
+    "https://github.com/black-forest-labs/skills/blob/"
+    "172fdcfe72465dfdb76598dd7c37eb3e76027cb1/skills/bfl-api/SKILL.md"
+)
+#: BFL's API reference (the endpoint list and request schemas).
+API_REFERENCE = "https://docs.bfl.ai/api-reference/tasks/generate-an-image-with-flux1-%5Bpro%5D"
 
 _COMMON = {"max_count": 1, "seed": True, "negative_prompt": False, "mask": False}
 # §6.2: jpeg (BFL's default) or png; webp is [UNCERTAIN], so a webp request is sent as jpeg.
@@ -91,29 +111,46 @@ ULTRA_CAPS = Capabilities(
 KONTEXT_CAPS = Capabilities(
     aspect_ratios=ASPECT_RATIOS, edit=True, output_formats=_FORMATS, **_COMMON
 )
+# FLUX.1 Fill [pro] inpaints one source image where its mask is white; no size is sent, so the
+# output follows the source image. The FLUX.1 side limits only bound the estimate's size.
+FILL_CAPS = Capabilities(
+    min_side=256,
+    max_side=1440,
+    size_multiple=32,
+    edit=True,
+    output_formats=_FORMATS,
+    **{**_COMMON, "mask": True},
+)
 
 
-def flux2_price(price: str, edit: str | None = None) -> MegapixelTiers:
-    """Return FLUX.2's price: ``price`` dollars per output megapixel, the first one charged in full.
+def flux2_price(first: str, further: str) -> MegapixelTiers:
+    """Return FLUX.2's price: ``first`` dollars for an output's first megapixel, ``further`` for
+    each further megapixel and for each megapixel of the input images.
 
-    §6.4 gives "from" prices per megapixel; an image under 1 MP costs the 1 MP price, a larger
-    one scales with its exact size in :data:`FLUX_MEGAPIXEL` units (no rounding). Edits (input
-    images) cost ``edit`` per megapixel instead where BFL lists one (FLUX.2 [pro]: from $0.045);
-    input megapixels are not charged apart.
+    BFL's API skill: cost in cents = firstMP + (outputMP - 1) x mpPrice + inputMP x mpPrice, so an
+    edit costs its input megapixels at the further rate ([pro] 1 MP with a 1 MP input: 3 + 1.5 =
+    4.5 cents, the "from $0.045" of the pricing page). Each image is counted in whole
+    :data:`FLUX_MEGAPIXEL` megapixels, rounded up (a 1.98 MP ``output_mp`` was billed 4.5 credits
+    on [pro]) [UNVERIFIED: rounding inferred from response examples]. Billing itself uses the
+    response's ``cost``; this rule feeds estimates.
     """
     return MegapixelTiers(
-        price=Decimal(price),
-        edit_price=Decimal(edit) if edit else None,
+        first=Decimal(first),
+        price=Decimal(further),
+        input_price=Decimal(further),
         megapixel=FLUX_MEGAPIXEL,
-        round_up=False,
-        from_prices=True,
+        round_up=True,
     )
 
 
-def _flux2(model_id: str, label: str, price: str, edit: str | None = None, **kw) -> ModelInfo:
-    rule = flux2_price(price, edit)
+def _flux2(model_id: str, label: str, first: str, further: str, **kw) -> ModelInfo:
     return ModelInfo(
-        provider="bfl", id=model_id, label=label, capabilities=FLUX2_CAPS, price=rule, **kw
+        provider="bfl",
+        id=model_id,
+        label=label,
+        capabilities=FLUX2_CAPS,
+        price=flux2_price(first, further),
+        **kw,
     )
 
 
@@ -128,38 +165,85 @@ def _flat(model_id: str, label: str, caps: Capabilities, price: str, **kw) -> Mo
     )
 
 
-# §6.1 lists the endpoints, §6.4 the prices. FLUX.2 [dev] is local only (no hosted API) and is not
-# listed. The reference gives no lifecycle dates, so none are set.
-_OUTSIDE = "Price from BFL's pricing page, not the reference; billing uses the response's cost."
-register(
-    _flux2("flux-2-pro", "FLUX.2 [pro]", "0.03", edit="0.045"),
-    _flux2("flux-2-max", "FLUX.2 [max]", "0.07"),
-    _flux2("flux-2-flex", "FLUX.2 [flex]", "0.05"),
-    _flux2("flux-2-klein-4b", "FLUX.2 [klein] 4B", "0.014"),
-    _flux2("flux-2-klein-9b", "FLUX.2 [klein] 9B", "0.015"),
+# §6.1 lists the endpoints; BFL's skill the FLUX.2 first and further megapixel prices, its pricing
+# page the "from" prices they add up to. FLUX.2 [dev] is local only (no hosted API) and is not
+# listed. BFL publishes no lifecycle dates, so none are set.
+_FLUX2_SOURCES = sources(CHECKED, id=SKILL, price=SKILL)
+_FLUX1_SOURCES = sources(CHECKED, id=SKILL, price=SKILL)
+_OLD_PRICE = Source(
+    url=PRICING,
+    checked=CHECKED,
+    verified=False,
+    note="Not on BFL's pricing page or skill today; the price is from BFL's older price list.",
+)
+MODELS: tuple[ModelInfo, ...] = (
+    _flux2("flux-2-pro", "FLUX.2 [pro]", "0.03", "0.015", sources=_FLUX2_SOURCES),
+    _flux2("flux-2-max", "FLUX.2 [max]", "0.07", "0.03", sources=_FLUX2_SOURCES),
+    _flux2(
+        "flux-2-flex",
+        "FLUX.2 [flex]",
+        "0.05",
+        "0.05",
+        sources=sources(
+            CHECKED,
+            id=SKILL,
+            price=Source(
+                url=SKILL,
+                checked=CHECKED,
+                note="BFL's skill and pricing page say 5 cents; some copies of the skill say 6.",
+            ),
+        ),
+    ),
+    _flux2("flux-2-klein-4b", "FLUX.2 [klein] 4B", "0.014", "0.001", sources=_FLUX2_SOURCES),
+    _flux2("flux-2-klein-9b", "FLUX.2 [klein] 9B", "0.015", "0.002", sources=_FLUX2_SOURCES),
     _flux2(
         "flux-2-pro-preview",
         "FLUX.2 [pro] preview",
         "0.03",
-        edit="0.045",
-        notes="Preview endpoint (§6.1); priced like FLUX.2 [pro] [UNCERTAIN].",
+        "0.015",
+        notes="Preview endpoint (§6.1); priced like FLUX.2 [pro].",
+        sources=sources(
+            REFERENCE_CHECKED,
+            id=Source(
+                url=API_REFERENCE,
+                checked=REFERENCE_CHECKED,
+                verified=False,
+                note="In provider-apis.md §6.1's endpoint list; not in BFL's skill today.",
+            ),
+            price=Source(
+                url=PRICING,
+                checked=CHECKED,
+                verified=False,
+                note="No price of its own on BFL's pages; priced like FLUX.2 [pro].",
+            ),
+        ),
     ),
-    _flat("flux-pro-1.1", "FLUX1.1 [pro]", FLUX1_CAPS, "0.04"),
-    _flat("flux-pro-1.1-ultra", "FLUX1.1 [pro] Ultra", ULTRA_CAPS, "0.06"),
-    _flat("flux-kontext-pro", "FLUX.1 Kontext [pro]", KONTEXT_CAPS, "0.04", notes=_OUTSIDE),
-    _flat("flux-kontext-max", "FLUX.1 Kontext [max]", KONTEXT_CAPS, "0.08", notes=_OUTSIDE),
+    _flat("flux-pro-1.1", "FLUX1.1 [pro]", FLUX1_CAPS, "0.04", sources=_FLUX1_SOURCES),
+    _flat("flux-pro-1.1-ultra", "FLUX1.1 [pro] Ultra", ULTRA_CAPS, "0.06", sources=_FLUX1_SOURCES),
+    _flat("flux-kontext-pro", "FLUX.1 Kontext [pro]", KONTEXT_CAPS, "0.04", sources=_FLUX1_SOURCES),
+    _flat("flux-kontext-max", "FLUX.1 Kontext [max]", KONTEXT_CAPS, "0.08", sources=_FLUX1_SOURCES),
+    _flat(
+        "flux-pro-1.0-fill",
+        "FLUX.1 Fill [pro]",
+        FILL_CAPS,
+        "0.05",
+        notes="Inpainting: one source image and a mask (white is repainted).",
+        sources=_FLUX1_SOURCES,
+    ),
     _flat(
         "flux-pro",
         "FLUX.1 [pro]",
         FLUX1_CAPS,
         "0.05",
-        notes="Price from BFL's older price list [UNCERTAIN]; billing uses the response's cost.",
+        notes="Billing uses the response's cost.",
+        sources={"id": Source(url=API_REFERENCE, checked=REFERENCE_CHECKED), "price": _OLD_PRICE},
     ),
     _flat(
         "flux-dev",
         "FLUX.1 [dev]",
         FLUX1_CAPS,
         "0.025",
-        notes="Price from BFL's older price list [UNCERTAIN]; billing uses the response's cost.",
+        notes="Billing uses the response's cost.",
+        sources={"id": Source(url=API_REFERENCE, checked=REFERENCE_CHECKED), "price": _OLD_PRICE},
     ),
 )

@@ -1,19 +1,44 @@
 """Google's Gemini image models and the shut-down Imagen 4 models: capabilities, prices, lifecycle.
 
-Sources are provider-apis.md §4 (Imagen shutdown, ``:predict`` wire format, legacy prices, the
-Gemini replacement sketch) and ecosystem-reliability.md §1 item 1 (the Gemini image line-up and
-its dates). Where those give no number, the value comes from third-party pages and is marked
-[UNCERTAIN]; billing always uses the response's ``usageMetadata``, so such numbers only feed
-``estimate()`` (and ``IMAGEGEN["PRICES"]`` can override any of them).
+Each entry names Google's page its id, price and dates were read on (:attr:`ModelInfo.sources`):
+the Gemini API changelog and deprecations page for the line-up and its dates, provider-apis.md §4
+for the Imagen shutdown and ``:predict`` wire format. Google's price page was not among the
+stored pages, so the Gemini token rates are third-party copies of it, marked unverified; billing
+always uses the response's ``usageMetadata``, so such numbers only feed ``estimate()`` (and
+``IMAGEGEN["PRICES"]`` can override any of them).
 """
 
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
 from imagegen.pricing import PerImage, PerToken
+
+#: The day the sources below were last read.
+CHECKED = datetime.date(2026, 12, 5)
+#: The reference's research date: facts carried over from provider-apis.md were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: The Gemini API changelog (release notes): releases, deprecations and shutdowns.
+CHANGELOG = "https://ai.google.dev/gemini-api/docs/changelog"
+#: The Gemini API deprecations page: announced shutdown dates.
+DEPRECATIONS = "https://ai.google.dev/gemini-api/docs/deprecations"
+#: The Gemini API price page.
+PRICING = "https://ai.google.dev/gemini-api/docs/pricing"
+#: Google's Imagen migration page (shutdown "as early as August 17, 2026").
+IMAGEN_MIGRATION = "https://firebase.google.com/docs/ai-logic/imagen-models-migration"
+#: The Gemini API Imagen page ("shut down").
+IMAGEN_PAGE = "https://ai.google.dev/gemini-api/docs/imagen"
+#: Google's model page of one Gemini model.
+MODEL_PAGE = "https://ai.google.dev/gemini-api/docs/models/{}"
+
+
+def _unpriced(note: str, checked: datetime.date = CHECKED) -> Source:
+    """Return the price source of a Gemini model whose rates Google's price page did not confirm."""
+    return Source(url=PRICING, checked=checked, verified=False, note=note)
+
 
 #: Image sizes (``imageConfig.imageSize`` / Imagen's ``sampleImageSize``) every model accepts;
 #: an empty tuple means the field is never sent and the API default (1K) applies.
@@ -21,8 +46,14 @@ IMAGE_SIZES: dict[str, tuple[str, ...]] = {
     # §4.6: imageSize is 1K, 2K or 4K (default 1K). gemini-2.5-flash-image predates the field
     # and makes 1K images only (1290 tokens each) [UNCERTAIN: third-party].
     "gemini-3.1-flash-image": ("1K", "2K", "4K"),
+    "gemini-3.1-flash-image-preview": ("1K", "2K", "4K"),
     "gemini-3-pro-image": ("1K", "2K", "4K"),
+    "gemini-3-pro-image-preview": ("1K", "2K", "4K"),
+    # Google's changelog (2026-10-06): 1K, 2K and 4K.
     "gemini-nano-banana-2.1": ("1K", "2K", "4K"),
+    # Google's model page: "Supported image_size values: 1024px (1K). (2K and 4K are not
+    # supported)".
+    "gemini-3.1-flash-lite-image": ("1K",),
     "gemini-2.5-flash-image": (),
     # §4.3: sampleImageSize is 1K or 2K, 2K on Standard and Ultra only [UNCERTAIN].
     "imagen-4.0-fast-generate-001": ("1K",),
@@ -49,14 +80,8 @@ _GEMINI_CAPS = Capabilities(
 
 
 def _gemini(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
-    return ModelInfo(
-        provider="google",
-        id=model_id,
-        label=label,
-        capabilities=_GEMINI_CAPS,
-        price=price,
-        **kwargs,
-    )
+    kwargs.setdefault("capabilities", _GEMINI_CAPS)
+    return ModelInfo(provider="google", id=model_id, label=label, price=price, **kwargs)
 
 
 def _tokens(
@@ -74,43 +99,149 @@ def _tokens(
 
 
 # §4.6 says only "pricing is token-based (image output tokens)" and gives the one worked example
-# below; the other rates are third-party copies of Google's price page [UNCERTAIN]. Text output
-# covers thinking tokens. Token counts per image are keyed by image size (the provider puts the
-# size it sends into ImageRequest.quality), the 1K count being the default.
-register(
+# below; the other rates are third-party copies of Google's price page, which was not found among
+# the stored pages [UNVERIFIED]. Text output covers thinking tokens. Token counts per image are
+# keyed by image size (the provider puts the size it sends into ImageRequest.quality), the 1K
+# count being the default.
+_FLASH_31 = _tokens("0.50", "3.00", "60.00", {"1K": 1120, "2K": 1680, "4K": 2520}, 1120)
+_PRO_3 = _tokens("2.00", "12.00", "120.00", {"1K": 1120, "2K": 1120, "4K": 2000}, 1120)
+_GA_2026_05 = datetime.date(2026, 5, 28)
+# Google's changelog, 2026-05-28: the GA ids released; the two preview ids deprecated, to shut down
+# on 2026-06-25.
+_PREVIEW_SHUTDOWN = datetime.date(2026, 6, 25)
+_THIRD_PARTY_RATES = (
+    "Google's price page was not found among the stored pages; the rates are third-party "
+    "copies of it (ngrok's AI Gateway changelog)."
+)
+MODELS: tuple[ModelInfo, ...] = (
+    _gemini(
+        "gemini-nano-banana-2.1",
+        "Nano Banana 2.1",
+        # $1.50 in, $7.50 text out, $30 image out per 1M: 1120 tokens at 1K ($0.0336) and 3780
+        # at 4K ($0.1134) per third-party pages; 2K is interpolated. Text out was $3.00 here,
+        # an assumption; two third-party pages say $7.50.
+        _tokens("1.50", "7.50", "30.00", {"1K": 1120, "2K": 1680, "4K": 3780}, 1120),
+        # Google's changelog, 2026-10-06: GA, with the 1:4, 4:1, 1:8 and 8:1 aspect ratios.
+        capabilities=replace(
+            _GEMINI_CAPS, aspect_ratios=(*_GEMINI_CAPS.aspect_ratios, "1:4", "4:1", "1:8", "8:1")
+        ),
+        released=datetime.date(2026, 10, 6),
+        sources=sources(
+            CHECKED, id=CHANGELOG, released=CHANGELOG, price=_unpriced(_THIRD_PARTY_RATES)
+        ),
+    ),
+    _gemini(
+        "gemini-3.1-flash-lite-image",
+        "Gemini 3.1 Flash Lite Image (Nano Banana 2 Lite)",
+        # $0.25 in, $1.50 text out, $30 image out per 1M (third-party); 1K only.
+        _tokens("0.25", "1.50", "30.00", {"1K": 1120}, 1120),
+        # Google's model page lists 1:1, 3:2, 2:3, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9 and 21:9.
+        capabilities=replace(
+            _GEMINI_CAPS,
+            aspect_ratios=("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"),
+        ),
+        released=datetime.date(2026, 6, 30),
+        sources={
+            "id": Source(url=MODEL_PAGE.format("gemini-3.1-flash-lite-image"), checked=CHECKED),
+            "released": Source(
+                url=MODEL_PAGE.format("gemini-3.1-flash-lite-image"),
+                checked=CHECKED,
+                verified=False,
+                note="Google's model page says 'Latest update June 2026'; the day (June 30) is "
+                "from a third-party reading of the changelog.",
+            ),
+            "price": _unpriced(_THIRD_PARTY_RATES),
+        },
+    ),
     _gemini(
         "gemini-3.1-flash-image",
         "Gemini 3.1 Flash Image (Nano Banana 2)",
         # $0.50 in, $3 text out, $60 image out per 1M; 1120 / 1680 / 2520 tokens at 1K/2K/4K.
-        _tokens("0.50", "3.00", "60.00", {"1K": 1120, "2K": 1680, "4K": 2520}, 1120),
-        # §4.6 "GA 2026-05-28", read as the date of both 3.x GA ids.
-        released=datetime.date(2026, 5, 28),
+        _FLASH_31,
+        released=_GA_2026_05,
+        # Google's changelog, 2026-10-06: deprecated, no shutdown date announced yet; migrate to
+        # gemini-nano-banana-2.1. (A third-party page says 2026-10-29; Google's pages do not.)
+        deprecated=datetime.date(2026, 10, 6),
+        successor="gemini-nano-banana-2.1",
+        sources=sources(
+            CHECKED,
+            id=CHANGELOG,
+            released=CHANGELOG,
+            deprecated=CHANGELOG,
+            price=_unpriced(_THIRD_PARTY_RATES, REFERENCE_CHECKED),
+        ),
     ),
     _gemini(
         "gemini-3-pro-image",
         "Gemini 3 Pro Image (Nano Banana Pro)",
         # $2 in, $12 text out, $120 image out per 1M; 1120 tokens at 1K and 2K, 2000 at 4K.
-        _tokens("2.00", "12.00", "120.00", {"1K": 1120, "2K": 1120, "4K": 2000}, 1120),
-        released=datetime.date(2026, 5, 28),
+        _PRO_3,
+        released=_GA_2026_05,
+        sources=sources(
+            CHECKED,
+            id=CHANGELOG,
+            released=CHANGELOG,
+            price=_unpriced(_THIRD_PARTY_RATES, REFERENCE_CHECKED),
+        ),
     ),
     _gemini(
-        "gemini-nano-banana-2.1",
-        "Nano Banana 2.1",
-        # One third-party page: $1.50 in per 1M, $0.0336 (1K) to $0.1134 (4K) per image, i.e.
-        # 1120 and 3780 tokens at $30 per 1M; 2K is interpolated and text out assumed as 3.1's.
-        _tokens("1.50", "3.00", "30.00", {"1K": 1120, "2K": 1680, "4K": 3780}, 1120),
-        released=datetime.date(2026, 10, 6),  # ecosystem-reliability.md §1 item 1
+        "gemini-3.1-flash-image-preview",
+        "Gemini 3.1 Flash Image preview",
+        _FLASH_31,
+        deprecated=_GA_2026_05,
+        shutdown=_PREVIEW_SHUTDOWN,
+        successor="gemini-nano-banana-2.1",
+        notes="Preview id; its GA id gemini-3.1-flash-image is deprecated in turn.",
+        sources=sources(
+            CHECKED,
+            id=DEPRECATIONS,
+            deprecated=CHANGELOG,
+            shutdown=CHANGELOG,
+            price=_unpriced("Priced like gemini-3.1-flash-image.", REFERENCE_CHECKED),
+        ),
+    ),
+    _gemini(
+        "gemini-3-pro-image-preview",
+        "Gemini 3 Pro Image preview",
+        _PRO_3,
+        deprecated=_GA_2026_05,
+        shutdown=_PREVIEW_SHUTDOWN,
+        successor="gemini-3-pro-image",
+        sources=sources(
+            CHECKED,
+            id=DEPRECATIONS,
+            deprecated=CHANGELOG,
+            shutdown=CHANGELOG,
+            price=_unpriced("Priced like gemini-3-pro-image.", REFERENCE_CHECKED),
+        ),
     ),
     _gemini(
         "gemini-2.5-flash-image",
         "Gemini 2.5 Flash Image (Nano Banana)",
-        # §4.6 [UNCERTAIN]: "about $0.039/image (1290 tokens x $30/1M)"; $0.30 in, $2.50 text out.
+        # §4.6: "about $0.039/image (1290 tokens x $30/1M)"; $0.30 in, $2.50 text out.
         _tokens("0.30", "2.50", "30.00", {}, 1290),
-        # ecosystem-reliability.md §1 item 1: "gemini-2.5-flash-image shuts down 2027-03-15".
-        # The notice is undated there; 2026-11-16 is the reference's research date.
-        deprecated=datetime.date(2026, 11, 16),
-        shutdown=datetime.date(2027, 3, 15),
-        successor="gemini-3.1-flash-image",
+        released=datetime.date(2025, 10, 2),
+        # Google's deprecations page: released October 2, 2025, shut down October 2, 2026 (the
+        # catalog said 2027-03-15, from an unsourced note). No replacement is named there.
+        shutdown=datetime.date(2026, 10, 2),
+        successor="gemini-nano-banana-2.1",
+        notes=(
+            "Google's changelog of 2026-09-18 keeps 2.5 models served to projects that used them; "
+            "imagegen_providers --live shows whether this one still is."
+        ),
+        sources=sources(
+            CHECKED,
+            id=DEPRECATIONS,
+            released=DEPRECATIONS,
+            shutdown=Source(
+                url=DEPRECATIONS,
+                checked=CHECKED,
+                note="Shutdown October 2, 2026 on Google's deprecations page.",
+            ),
+            price=_unpriced(
+                "The reference's worked example (1290 tokens x $30/1M).", REFERENCE_CHECKED
+            ),
+        ),
     ),
 )
 
@@ -129,23 +260,31 @@ _IMAGEN_CAPS = Capabilities(
 )
 _IMAGEN_SHUTDOWN = datetime.date(2026, 8, 17)
 
-register(
-    *(
-        ModelInfo(
-            provider="google",
-            id=model_id,
-            label=label,
-            capabilities=_IMAGEN_CAPS,
-            price=PerImage(price=Decimal(price)),
-            shutdown=_IMAGEN_SHUTDOWN,
-            successor=successor,
-            notes="Shut down on the Gemini API and Vertex AI; reachable only through proxies.",
-        )
-        for model_id, label, price, successor in (
-            # §4.5: Fast $0.02; Standard $0.04 [UNCERTAIN]; Ultra $0.06 [UNCERTAIN: or $0.08].
-            ("imagen-4.0-fast-generate-001", "Imagen 4 Fast", "0.02", "gemini-3.1-flash-image"),
-            ("imagen-4.0-generate-001", "Imagen 4", "0.04", "gemini-3.1-flash-image"),
-            ("imagen-4.0-ultra-generate-001", "Imagen 4 Ultra", "0.06", "gemini-3-pro-image"),
-        )
+MODELS += tuple(
+    ModelInfo(
+        provider="google",
+        id=model_id,
+        label=label,
+        capabilities=_IMAGEN_CAPS,
+        price=PerImage(price=Decimal(price)),
+        shutdown=_IMAGEN_SHUTDOWN,
+        successor=successor,
+        notes="Shut down on the Gemini API and Vertex AI; reachable only through proxies.",
+        sources={
+            "id": Source(url=IMAGEN_PAGE, checked=REFERENCE_CHECKED),
+            "shutdown": Source(url=IMAGEN_MIGRATION, checked=REFERENCE_CHECKED),
+            "price": Source(
+                url=PRICING,
+                checked=REFERENCE_CHECKED,
+                verified=model_id == "imagen-4.0-fast-generate-001",
+                note="Legacy price from provider-apis.md §4.5.",
+            ),
+        },
+    )
+    for model_id, label, price, successor in (
+        # §4.5: Fast $0.02; Standard $0.04 [UNCERTAIN]; Ultra $0.06 [UNCERTAIN: or $0.08].
+        ("imagen-4.0-fast-generate-001", "Imagen 4 Fast", "0.02", "gemini-nano-banana-2.1"),
+        ("imagen-4.0-generate-001", "Imagen 4", "0.04", "gemini-nano-banana-2.1"),
+        ("imagen-4.0-ultra-generate-001", "Imagen 4 Ultra", "0.06", "gemini-3-pro-image"),
     )
 )

@@ -9,10 +9,26 @@ only feed estimates and resumed jobs, whose create answer (and so its credit cos
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source
 from imagegen.pricing import PerCredit
+
+#: The day the sources below were last read.
+CHECKED = datetime.date(2026, 12, 5)
+#: The reference's research date: facts carried over from provider-apis.md were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: Leonardo's pricing-calculator guide: its estimated pricing table (credits per request).
+CALCULATOR_GUIDE = "https://docs.leonardo.ai/docs/plan-with-the-pricing-calculator"
+#: Leonardo's Pay-As-You-Go guide: dollar-based billing "at the same standardised rate as the
+#: previous Pro tier".
+PAYG_GUIDE = "https://docs.leonardo.ai/docs/payg-guide"
+#: Leonardo's own SDK, generated from its OpenAPI spec (the modelId default).
+SDK = (
+    "https://github.com/Leonardo-Interactive/leonardo-python-sdk/blob/main/"
+    "src/leonardo_ai_sdk/models/operations/creategeneration.py"
+)
 
 #: §5.2: the ``modelId`` default of Leonardo's OpenAPI spec, Leonardo Lightning XL.
 DEFAULT_MODEL = "b24e16ff-06e3-43eb-8d33-4416c2d75876"
@@ -52,7 +68,7 @@ V1_CAPS = Capabilities(
     output_formats=("jpeg",),
 )
 
-register(
+MODELS: tuple[ModelInfo, ...] = (
     ModelInfo(
         provider="leonardo",
         id=DEFAULT_MODEL,
@@ -66,5 +82,19 @@ register(
             "The modelId default of Leonardo's API spec. Estimated at 10 credits per image "
             "(Leonardo's pricing table, with Alchemy); billing uses apiCreditCost."
         ),
+        sources={
+            "id": Source(url=SDK, checked=REFERENCE_CHECKED),
+            "price": Source(
+                url=CALCULATOR_GUIDE,
+                checked=CHECKED,
+                verified=False,
+                note=(
+                    "The guide's table gives Lightning XL with Alchemy v2 40 credits for four "
+                    "1024x1024 images; the dollars per credit are inferred from the PAYG guide "
+                    f"({PAYG_GUIDE}), which names no rate. The live check asks Leonardo's "
+                    "pricing calculator."
+                ),
+            ),
+        },
     ),
 )

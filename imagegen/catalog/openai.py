@@ -6,8 +6,20 @@ import datetime
 from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
 from imagegen.pricing import PerToken
+
+#: The day the sources below were last read.
+CHECKED = datetime.date(2026, 12, 5)
+#: The reference's research date: facts carried over from provider-apis.md were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: OpenAI's deprecations page: shutdown dates, notice dates and replacements. It also says GET
+#: /v1/models carries each model's optional ``shutdown_date`` (YYYY-MM-DD, or null).
+DEPRECATIONS = "https://developers.openai.com/api/docs/deprecations"
+#: OpenAI's Images API reference: the model list.
+IMAGES_REFERENCE = "https://developers.openai.com/api/reference/resources/images/methods/generate"
+#: OpenAI's model pages, where each model's token prices are listed.
+MODEL_PAGE = "https://developers.openai.com/api/docs/models/{}"
 
 # --- OpenAI GPT-image models --------------------------------------------------------------------
 # provider-apis.md §2.2 (lifecycle), §2.3 (sizes, n), §2.7 (token prices, output-token counts).
@@ -81,8 +93,12 @@ _GPT_IMAGE_2_CAPS = replace(
 )
 
 
+#: The models that take only the three fixed sizes: the gpt-image-1 family and ChatGPT's.
+_SIZED = ("gpt-image-1", "chatgpt-image")
+
+
 def _openai(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
-    caps = _GPT_IMAGE_1_CAPS if model_id.startswith("gpt-image-1") else _GPT_IMAGE_2_CAPS
+    caps = _GPT_IMAGE_1_CAPS if model_id.startswith(_SIZED) else _GPT_IMAGE_2_CAPS
     return ModelInfo(
         provider="openai", id=model_id, label=label, capabilities=caps, price=price, **kwargs
     )
@@ -99,15 +115,65 @@ def _gpt_image_2_price(tokens: dict[str, int]) -> PerToken:
     )
 
 
-# §2.2: deprecation announcements are not dated in the reference; 2026-10-28 is the date of the
-# earliest copy of the notice it cites [DEPREC-DEVTO]. Successors follow the current page.
-_OPENAI_DEPRECATED = datetime.date(2026, 10, 28)
-register(
+#: The models whose token prices provider-apis.md §2.7 read on OpenAI's own model pages; the
+#: others' came from third-party pages (LLM Reference, Vercel, Apidog, OpenRouter).
+_PRICED_BY_OPENAI = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+)
+
+
+def _price_source(model_id: str) -> Source:
+    if model_id in _PRICED_BY_OPENAI:
+        return Source(url=MODEL_PAGE.format(model_id), checked=REFERENCE_CHECKED)
+    return Source(
+        url=MODEL_PAGE.format(model_id),
+        checked=REFERENCE_CHECKED,
+        verified=False,
+        note="Token prices from third-party pages (provider-apis.md §2.7), not OpenAI's page.",
+    )
+
+
+def _sources(model_id: str, **dates: str | Source) -> dict[str, Source]:
+    """Return the sources of a model: the Images reference for its id, its model page for its
+    price (read for provider-apis.md §2.7), and ``dates``."""
+    return {
+        "id": Source(url=IMAGES_REFERENCE, checked=REFERENCE_CHECKED),
+        "price": _price_source(model_id),
+        **sources(CHECKED, **dates),
+    }
+
+
+#: OpenAI's deprecations page, read today: notice date Jun 2, 2026, shutdown Dec 1, 2026, for
+#: gpt-image-1-mini, gpt-image-1.5 (and gpt-image-1.5-2025-12-16) and chatgpt-image-latest,
+#: replaced by gpt-image-2.6-sunburst or gpt-image-2.6-flare.
+_NOTICE_2026_06 = datetime.date(2026, 6, 2)
+_SHUTDOWN_2026_12 = datetime.date(2026, 12, 1)
+_RETIRED_2026_12 = {
+    "deprecated": _NOTICE_2026_06,
+    "shutdown": _SHUTDOWN_2026_12,
+    "successor": "gpt-image-2.6-sunburst",
+}
+_GPT_IMAGE_15_PRICE = PerToken(
+    text_input=Decimal("5.00"),
+    image_input=Decimal("8.00"),
+    image_output=Decimal("32.00"),
+    text_output=Decimal("10.00"),
+    output_tokens=_GPT_IMAGE_1_TOKENS,
+    default_output_tokens=_GPT_IMAGE_1_TOKENS["high"],
+)
+# The release dates come from the reference's model status table (§2.2), read from OpenAI's
+# Images reference and model pages.
+_RELEASED = Source(url=IMAGES_REFERENCE, checked=REFERENCE_CHECKED)
+MODELS: tuple[ModelInfo, ...] = (
     _openai(
         "gpt-image-2",
         "GPT Image 2",
         _gpt_image_2_price(_GPT_IMAGE_2_TOKENS),
         released=datetime.date(2026, 4, 21),
+        sources=_sources("gpt-image-2", released=_RELEASED),
     ),
     *(
         _openai(
@@ -115,6 +181,7 @@ register(
             f"GPT Image {version} {variant.title()}",
             _gpt_image_2_price(_GPT_IMAGE_25_TOKENS),
             released=released,
+            sources=_sources(f"gpt-image-{version}-{variant}", released=_RELEASED),
         )
         for version, released in (
             ("2.6", datetime.date(2026, 11, 4)),
@@ -125,17 +192,37 @@ register(
     _openai(
         "gpt-image-1.5",
         "GPT Image 1.5",
-        PerToken(
-            text_input=Decimal("5.00"),
-            image_input=Decimal("8.00"),
-            image_output=Decimal("32.00"),
-            text_output=Decimal("10.00"),
-            output_tokens=_GPT_IMAGE_1_TOKENS,
-            default_output_tokens=_GPT_IMAGE_1_TOKENS["high"],
-        ),
-        deprecated=_OPENAI_DEPRECATED,
-        shutdown=datetime.date(2026, 12, 1),
-        successor="gpt-image-2.6-sunburst",
+        _GPT_IMAGE_15_PRICE,
+        **_RETIRED_2026_12,
+        sources=_sources("gpt-image-1.5", deprecated=DEPRECATIONS, shutdown=DEPRECATIONS),
+    ),
+    _openai(
+        "gpt-image-1.5-2025-12-16",
+        "GPT Image 1.5 (2025-12-16 snapshot)",
+        _GPT_IMAGE_15_PRICE,
+        **_RETIRED_2026_12,
+        notes="The dated snapshot gpt-image-1.5 pointed to; priced like it.",
+        sources={
+            **_sources("gpt-image-1.5", deprecated=DEPRECATIONS, shutdown=DEPRECATIONS),
+            "id": Source(url=DEPRECATIONS, checked=CHECKED),
+        },
+    ),
+    _openai(
+        "chatgpt-image-latest",
+        "ChatGPT Image (latest)",
+        _GPT_IMAGE_15_PRICE,
+        **_RETIRED_2026_12,
+        notes="The image model ChatGPT used, as an API alias; priced like gpt-image-1.5.",
+        sources={
+            "id": Source(url=DEPRECATIONS, checked=CHECKED),
+            "price": Source(
+                url=MODEL_PAGE.format("chatgpt-image-latest"),
+                checked=CHECKED,
+                verified=False,
+                note="No price read on OpenAI's pages; priced like gpt-image-1.5.",
+            ),
+            **sources(CHECKED, deprecated=DEPRECATIONS, shutdown=DEPRECATIONS),
+        },
     ),
     _openai(
         "gpt-image-1-mini",
@@ -147,9 +234,8 @@ register(
             output_tokens=_GPT_IMAGE_1_MINI_TOKENS,
             default_output_tokens=_GPT_IMAGE_1_MINI_TOKENS["high"],
         ),
-        deprecated=_OPENAI_DEPRECATED,
-        shutdown=datetime.date(2026, 12, 1),
-        successor="gpt-image-2.6-sunburst",
+        **_RETIRED_2026_12,
+        sources=_sources("gpt-image-1-mini", deprecated=DEPRECATIONS, shutdown=DEPRECATIONS),
     ),
     _openai(
         "gpt-image-1",
@@ -163,5 +249,10 @@ register(
         ),
         shutdown=datetime.date(2026, 10, 23),
         successor="gpt-image-2.5-sunburst",
+        sources=_sources(
+            "gpt-image-1",
+            # Past shutdowns leave the page's upcoming table; the date is the reference's.
+            shutdown=Source(url=DEPRECATIONS, checked=REFERENCE_CHECKED),
+        ),
     ),
 )

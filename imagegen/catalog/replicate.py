@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source
 from imagegen.pricing import MegapixelTiers, PerImage, PriceRule
 from imagegen.types import ImageRequest
 
@@ -164,33 +164,52 @@ def _caps(ratios: tuple[str, ...], *, max_count: int = 1, edit: bool = False, **
     )
 
 
+#: The reference's research date: the sources below were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: Replicate's model page of one official model.
+MODEL_PAGE = "https://replicate.com/black-forest-labs/{}"
+#: Replicate's price page.
+PRICING = "https://replicate.com/pricing"
+
+
 def _model(name: str, label: str, caps: Capabilities, price: PriceRule, **kw) -> ModelInfo:
+    price_source = kw.pop("price_source", None) or Source(
+        url=PRICING,
+        checked=REFERENCE_CHECKED,
+        verified=False,
+        note="Read from a third-party transcription of this page (api-evangelist, 2026-10-07).",
+    )
     return ModelInfo(
         provider="replicate",
         id=f"black-forest-labs/{name}",
         label=label,
         capabilities=caps,
         price=price,
+        sources={
+            "id": Source(url=MODEL_PAGE.format(name), checked=REFERENCE_CHECKED),
+            "price": price_source,
+        },
         **kw,
     )
 
 
-# Release dates are Black Forest Labs' announcements (FLUX.1 2024-08-01, FLUX1.1 [pro]
-# 2024-10-02, Ultra 2024-11-06, FLUX.2 2025-11-25); the reference gives no Replicate lifecycle.
-_FLUX1 = datetime.date(2024, 8, 1)
-_FLUX2 = datetime.date(2025, 11, 25)
+def _estimate(name: str, note: str) -> Source:
+    return Source(url=MODEL_PAGE.format(name), checked=REFERENCE_CHECKED, verified=False, note=note)
+
+
+# Replicate publishes no lifecycle dates for these models. The release dates once listed here
+# were Black Forest Labs' announcements without a page to cite, so they were removed.
 # §3.6 [UNCERTAIN]: flux-2-pro is "billed per megapixel (input and output)"; third-party copies
 # of Replicate's page quote $0.015 per megapixel for each (1024x1024, rounded up per image).
 # flux-2-flex and flux-2-dev have no Replicate price in the reference: BFL's FLUX.2 [flex] rate
 # (§8, $0.05/MP) and a third-party FLUX.2 [dev] rate ($0.012/MP) are used as estimates.
 FLUX2_PRO_PRICE = flux2_price("0.015")
-register(
+MODELS: tuple[ModelInfo, ...] = (
     _model(
         "flux-schnell",
         "FLUX.1 [schnell]",
         _caps(_SCHNELL_RATIOS, max_count=4),
         PerImage(price=Decimal("0.003")),  # §3.6: $3.00 per 1000 output images
-        released=_FLUX1,
         notes="go_fast (the default) makes seeds non-reproducible (§3.7).",
     ),
     _model(
@@ -198,7 +217,6 @@ register(
         "FLUX.1 [dev]",
         _caps(_DEV_RATIOS, max_count=4, edit=True),
         PerImage(price=Decimal("0.025")),  # §3.6
-        released=_FLUX1,
         notes="Image-to-image with one source image; the output follows its aspect ratio.",
     ),
     _model(
@@ -206,7 +224,6 @@ register(
         "FLUX1.1 [pro]",
         _caps(_PRO_RATIOS),
         PerImage(price=Decimal("0.04")),  # §3.6
-        released=datetime.date(2024, 10, 2),
     ),
     _model(
         "flux-1.1-pro-ultra",
@@ -215,38 +232,38 @@ register(
         _caps(_ULTRA_RATIOS, output_formats=("jpeg", "png")),
         # §6.4/§8: $0.06 at BFL; Replicate's price is assumed the same [UNCERTAIN].
         PerImage(price=Decimal("0.06")),
-        released=datetime.date(2024, 11, 6),
+        price_source=_estimate("flux-1.1-pro-ultra", "Assumed equal to BFL's own $0.06."),
     ),
     _model(
         "flux-pro",
         "FLUX.1 [pro]",
         _caps(_PRO_RATIOS),
         PerImage(price=Decimal("0.055")),  # §3.6 [REP-FLUXPRO]
-        released=_FLUX1,
         successor="black-forest-labs/flux-1.1-pro",
+        price_source=Source(url=MODEL_PAGE.format("flux-pro"), checked=REFERENCE_CHECKED),
     ),
     _model(
         "flux-2-pro",
         "FLUX.2 [pro]",
         _caps(_PRO_RATIOS, edit=True),
         FLUX2_PRO_PRICE,
-        released=_FLUX2,
         notes="Up to 8 source images; resolution 0.5 to 4 MP.",
+        price_source=_estimate("flux-2-pro", "Third-party copies of the page: $0.015 per MP."),
     ),
     _model(
         "flux-2-flex",
         "FLUX.2 [flex]",
         _caps(_PRO_RATIOS, edit=True),
         flux2_price("0.05"),
-        released=_FLUX2,
         notes="Up to 10 source images. Price is an estimate [UNCERTAIN].",
+        price_source=_estimate("flux-2-flex", "No Replicate price found; BFL's $0.05 per MP."),
     ),
     _model(
         "flux-2-dev",
         "FLUX.2 [dev]",
         _caps(_PRO_RATIOS, edit=True),
         flux2_price("0.012"),
-        released=_FLUX2,
         notes="Up to 4 source images; about 1 MP output. Price is an estimate [UNCERTAIN].",
+        price_source=_estimate("flux-2-dev", "No Replicate price found; a third-party rate."),
     ),
 )

@@ -6,11 +6,19 @@ SD3.5 model of the ``sd3`` endpoint; every price is a number of credits at $0.01
 
 from __future__ import annotations
 
+import datetime
 import math
 from decimal import Decimal
 
-from imagegen.catalog import Capabilities, ModelInfo, parse_ratio, register
+from imagegen.catalog.entries import Capabilities, ModelInfo, Source, parse_ratio
 from imagegen.pricing import PerCredit
+
+#: The reference's research date: the sources below were read then.
+REFERENCE_CHECKED = datetime.date(2026, 11, 16)
+#: Stability AI's API reference (its OpenAPI spec): endpoints and the sd3 model enum.
+API_REFERENCE = "https://platform.stability.ai/docs/api-reference"
+#: Stability AI's price page (1 credit = $0.01; credits per model).
+PRICING = "https://platform.stability.ai/pricing"
 
 #: §1.2 shared fields: the aspect ratios every generation endpoint takes (default 1:1).
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21")
@@ -111,21 +119,29 @@ _LABELS = {
     "sd3.5-flash": "Stable Diffusion 3.5 Flash",
 }
 # The reference gives no release or retirement dates for these models, so none are set.
-register(
-    *(
-        ModelInfo(
-            provider="stability",
-            id=model,
-            label=label,
-            capabilities=_caps(image_to_image=model != "core"),
-            price=PerCredit(credits=MODEL_CREDITS[model]),
-            notes=(
-                # §1.2 [SAI-DEC]: the server accepts sd3.5-flash; the spec's enum lacks it.
-                "Accepted by the API but missing from its published model list."
-                if model == "sd3.5-flash"
-                else ""
+MODELS: tuple[ModelInfo, ...] = tuple(
+    ModelInfo(
+        provider="stability",
+        id=model,
+        label=label,
+        capabilities=_caps(image_to_image=model != "core"),
+        price=PerCredit(credits=MODEL_CREDITS[model]),
+        notes=(
+            # §1.2 [SAI-DEC]: the server accepts sd3.5-flash; the spec's enum lacks it.
+            "Accepted by the API but missing from its published model list."
+            if model == "sd3.5-flash"
+            else ""
+        ),
+        sources={
+            "id": Source(url=API_REFERENCE, checked=REFERENCE_CHECKED),
+            "price": Source(
+                url=PRICING,
+                checked=REFERENCE_CHECKED,
+                verified=False,
+                note="Credits per image from provider-apis.md §1.6, which read them from "
+                "third-party copies of this page.",
             ),
-        )
-        for model, label in _LABELS.items()
+        },
     )
+    for model, label in _LABELS.items()
 )

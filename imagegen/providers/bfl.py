@@ -6,8 +6,8 @@ and answers ``{"id", "polling_url"}`` (FLUX.2 adds ``cost`` in credits). Tasks a
 the returned ``polling_url`` is polled, never a URL built from the id: the job recorded on the
 ledger row is ``"<id>|<polling_url>"``, and a redelivered task polls that URL again instead of
 submitting. ``GET polling_url`` answers a status: ``Pending`` (or ``Reasoning``, ``Generating``,
-or anything unknown) keeps polling; ``Ready``, ``Error``, ``Request Moderated``, ``Content
-Moderated`` and ``Task not found`` end it. The submit body is built by
+or anything unknown) keeps polling; ``Ready``, ``Error``, ``Failed``, ``Request
+Moderated``, ``Content Moderated`` and ``Task not found`` end it. The submit body is built by
 :mod:`~imagegen.providers.bfl_input`, the finished task read by
 :mod:`~imagegen.providers.bfl_output`.
 
@@ -36,7 +36,11 @@ API_HOST = re.compile(r"api(?:\.[a-z0-9-]+)?\.bfl\.(?:ai|ml)")
 # An endpoint name is one path segment: never anything that could climb out of /v1.
 _MODEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 #: §6.3: the statuses that end a task; anything else (Pending, Reasoning, ...) is polled again.
-TERMINAL = frozenset({"Ready", "Error", "Request Moderated", "Content Moderated", "Task not found"})
+#: "Failed" is not in the reference, but a peer SDK treats it as final; polling it to the timeout
+#: would only delay the same failure.
+TERMINAL = frozenset(
+    {"Ready", "Error", "Failed", "Request Moderated", "Content Moderated", "Task not found"}
+)
 
 
 class BFLProvider(JobProvider):
@@ -53,7 +57,8 @@ class BFLProvider(JobProvider):
     catalog_key = "bfl"
     display_name = "Black Forest Labs"
     default_model = "flux-2-pro"
-    operations = ("generate", "edit")
+    # "inpaint" is FLUX.1 Fill [pro]'s alone; other endpoints refuse a mask before sending.
+    operations = ("generate", "edit", "inpaint")
     api_key_env = "BFL_API_KEY"
     default_base_url = "https://api.bfl.ai/v1"
     #: §6.3: results are served from delivery-<region>.bfl.ai hosts.

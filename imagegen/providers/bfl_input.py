@@ -2,7 +2,8 @@
 
 The wire format follows provider-apis.md §6.2. FLUX.2 and FLUX.1 endpoints take a size, the
 ratio-based ones (Ultra, Kontext) an ``aspect_ratio``; source images go in ``input_image`` to
-``input_image_8`` as bare base64. Unset OPTIONS are not sent, and ``ImageRequest.extra`` adds
+``input_image_8`` as bare base64, except for FLUX.1 Fill [pro], which takes one ``image`` and
+its ``mask``. Unset OPTIONS are not sent, and ``ImageRequest.extra`` adds
 any other API field last.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from imagegen.catalog.bfl import (
     ASPECT_RATIOS,
+    FILL,
     RATIO,
     family,
     max_input_images,
@@ -29,6 +31,7 @@ __all__ = ["RESERVED", "input_images", "nearest_ratio", "task_body"]
 # Fields imagegen sets itself. A webhook would change the submit answer (no polling_url, §6.3).
 RESERVED = frozenset(
     {"prompt", "width", "height", "aspect_ratio", "seed", "output_format", "input_image"}
+    | {"image", "mask"}
     | {f"input_image_{n}" for n in range(2, 9)}
     | {"webhook_url", "webhook_secret"}
 )
@@ -41,16 +44,10 @@ def task_body(provider: BFLProvider, request: ImageRequest, model: str) -> dict[
         raise provider.unsupported(
             "Black Forest Labs makes one image per call; prepare() splits larger counts."
         )
-    if request.mask is not None:
-        raise provider.unsupported("imagegen does not support Black Forest Labs' fill endpoint.")
-    if request.operation == "edit" and not request.source_images:
-        raise provider.unsupported("A Black Forest Labs edit needs at least one source image.")
-    fields: dict[str, Any] = {"prompt": request.prompt}
-    if family(model) == RATIO:
-        ratio = request.aspect_ratio or nearest_ratio(request.width, request.height)
-        fields["aspect_ratio"] = ratio
+    if family(model) == FILL:
+        fields = fill_fields(provider, request, model)
     else:
-        fields["width"], fields["height"] = request.width, request.height
+        fields = size_fields(provider, request, model)
     if request.seed is not None:
         fields["seed"] = request.seed
     fmt = request.output_format
@@ -61,8 +58,39 @@ def task_body(provider: BFLProvider, request: ImageRequest, model: str) -> dict[
         name = upsampling_field(model)
         value = provider.prompt_upsampling
         fields[name] = not value if name == "disable_pup" else value
-    fields.update(input_images(provider, request, model))
     fields.update(request.extra)
+    return fields
+
+
+def fill_fields(provider: BFLProvider, request: ImageRequest, model: str) -> dict[str, Any]:
+    """Return the prompt, ``image`` and ``mask`` of a FLUX.1 Fill [pro] inpainting task.
+
+    BFL's API skill lists ``/v1/flux-pro-1.0-fill`` for inpainting: one image, repainted where
+    the mask is white; no size is sent, the output follows the image.
+    """
+    if len(request.source_images) != 1:
+        raise provider.unsupported(f"Black Forest Labs' {model} inpaints exactly one image.")
+    fields: dict[str, Any] = {"prompt": request.prompt, "image": b64(request.source_images[0])}
+    if request.mask is not None:
+        fields["mask"] = b64(request.mask)
+    return fields
+
+
+def size_fields(provider: BFLProvider, request: ImageRequest, model: str) -> dict[str, Any]:
+    """Return the prompt, size or aspect ratio and input images of any other endpoint."""
+    if request.mask is not None:
+        raise provider.unsupported(
+            f"Black Forest Labs' {model} takes no mask; inpaint with flux-pro-1.0-fill."
+        )
+    if request.operation == "edit" and not request.source_images:
+        raise provider.unsupported("A Black Forest Labs edit needs at least one source image.")
+    fields: dict[str, Any] = {"prompt": request.prompt}
+    if family(model) == RATIO:
+        ratio = request.aspect_ratio or nearest_ratio(request.width, request.height)
+        fields["aspect_ratio"] = ratio
+    else:
+        fields["width"], fields["height"] = request.width, request.height
+    fields.update(input_images(provider, request, model))
     return fields
 
 

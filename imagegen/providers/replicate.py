@@ -43,7 +43,8 @@ from imagegen.types import CallContext, ImageRequest, ImageResult
 __all__ = ["ReplicateProvider", "output_urls"]
 
 #: §3.2: the statuses after which a prediction never changes. "aborted" is not in the
-#: reference; Replicate reports it for predictions stopped before they started, like a cancel.
+#: reference; Replicate's lifecycle page says it is a prediction whose deadline passed before it
+#: could start running.
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: §3.1: ``Prefer: wait=N`` takes N from 1 to 60; plain ``Prefer: wait`` means 60.
 MAX_WAIT = 60
@@ -248,7 +249,11 @@ class ReplicateProvider(JobProvider):
             title, detail = str(body.get("title") or ""), body.get("detail")
             if isinstance(detail, list | dict):
                 detail = str(detail)
-            text = ": ".join(part for part in (title, str(detail or "")) if part)
+            detail = str(detail or "")
+            # Some answers repeat the title as the detail ("Service Unavailable"); say it once.
+            if detail.strip().rstrip(".").casefold() == title.strip().rstrip(".").casefold():
+                detail = ""
+            text = ": ".join(part for part in (title, detail) if part)
             return ApiError(message=text, type=text_or_none(body.get("type")))
         return super().parse_error(response)
 

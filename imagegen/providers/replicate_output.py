@@ -46,6 +46,14 @@ def prediction_result(
     status = prediction["status"]
     if status == "failed":
         raise prediction_failure(provider, job_id, prediction.get("error"))
+    if status == "aborted":
+        # Replicate's prediction lifecycle page: "aborted" is a prediction whose deadline passed
+        # before it could start running, so nothing ran.
+        message = (
+            f"Replicate prediction {job_id} was stopped before it started: its deadline passed "
+            "while it waited to run; generate again."
+        )
+        raise provider.fail(ProviderError, "prediction_canceled", message)
     if status != "succeeded":
         message = (
             f"Replicate prediction {job_id} was canceled before it finished "

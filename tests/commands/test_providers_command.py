@@ -153,14 +153,22 @@ def test_uncatalogued_model_says_so(configured) -> None:
 
 def test_models_lists_the_catalog(configured) -> None:
     out, _ = providers_output("--models")
-    models = out.split("Max/call", 1)[1]
+    models = out.split("Checked", 1)[1]
     placeholder = next(line for line in models.splitlines() if line.startswith("placeholder"))
     assert "Offline placeholder art" in placeholder
-    assert placeholder.split()[-1] == str(catalog.get_model("placeholder", "placeholder")
-                                          .capabilities.max_count)  # fmt: skip
+    assert placeholder.split()[-2:] == [str(catalog.get_model("placeholder", "placeholder")
+                                            .capabilities.max_count), "never"]  # fmt: skip
+    # Each entry shows when its sources were last checked, and which facts are unverified.
+    flux = next(line for line in models.splitlines() if " flux-2-max " in line)
+    assert flux.rstrip().endswith("2026-12-05")
+    leonardo = next(line for line in models.splitlines() if line.startswith("leonardo"))
+    assert "2026-11-16 (1 unverified: price)" in leonardo
     report = json.loads(providers_output("--format", "json", "--models")[0])
     ids = {(m["provider"], m["id"]) for m in report["models"]}
     assert {("placeholder", "placeholder"), ("locmem", "locmem")} <= ids
+    pro = next(m for m in report["models"] if m["id"] == "flux-2-pro")
+    assert pro["checked"] == "2026-12-05" and pro["unverified"] == []
+    assert pro["sources"]["price"].startswith("https://github.com/black-forest-labs/")
     assert "models" not in json.loads(providers_output("--format", "json")[0])
 
 

@@ -247,6 +247,25 @@ def test_edit_sends_source_images_as_numbered_input_images() -> None:
     assert "input_image_3" not in body and body["prompt"] == "make it night"
 
 
+def test_fill_sends_one_image_and_its_mask_and_no_size() -> None:
+    # BFL's API skill: /v1/flux-pro-1.0-fill, inpainting, $0.05 an image.
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    mask = png_bytes(color=(255, 255, 255))
+    result = run(
+        make(api, cdn_with(), model="flux-pro-1.0-fill"),
+        operation="inpaint",
+        source_images=(PNG,),
+        mask=mask,
+        seed=4,
+    )
+    submit = api.requests[0]
+    assert submit.url.path == "/v1/flux-pro-1.0-fill"
+    body = body_of(submit)
+    assert (body["image"], body["mask"], body["seed"]) == (b64(PNG), b64(mask), 4)
+    assert not {"width", "height", "aspect_ratio", "input_image"} & set(body)
+    assert result.images
+
+
 def test_kontext_takes_one_input_image() -> None:
     api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
     run(make(api, cdn_with(), model="flux-kontext-pro"), source_images=(PNG,))
@@ -260,7 +279,9 @@ def test_kontext_takes_one_input_image() -> None:
         ("flux-pro-1.1", {"source_images": (PNG,)}, "takes no input image"),
         ("flux-2-pro", {"source_images": (PNG,) * 9}, "at most 8 images"),
         ("flux-kontext-pro", {"source_images": (PNG, PNG)}, "at most 1 images"),
-        ("flux-2-pro", {"source_images": (PNG,), "mask": PNG}, "fill endpoint"),
+        ("flux-2-pro", {"source_images": (PNG,), "mask": PNG}, "inpaint with flux-pro-1.0-fill"),
+        ("flux-pro-1.0-fill", {"operation": "inpaint", "mask": PNG}, "exactly one image"),
+        ("flux-pro-1.0-fill", {"source_images": (PNG, PNG), "mask": PNG}, "exactly one image"),
         ("flux-2-pro", {"count": 2}, "one image per call"),
         ("flux-2-pro", {"extra": {"webhook_url": "https://example.com/hook"}}, "webhook_url"),
         ("flux-2-pro", {"extra": {"prompt": "other"}}, "prompt"),
@@ -419,6 +440,18 @@ def test_error_status_is_a_failed_generation_with_the_message() -> None:
     assert (error.code, error.retryable, error.provider) == ("generation_failed", False, "bfl")
     assert "internal inference error" in error.message and TASK in error.message
     assert cdn.requests == []
+
+
+def test_failed_status_is_final_and_not_polled_to_the_timeout() -> None:
+    # A peer SDK treats "Failed" as final; before, it was polled until poll_timeout.
+    failed = {"id": TASK, "status": "Failed", "details": {"error": "Generation failed"}}
+    api = MockAPI().reply(json=SUBMIT).reply(json=failed).reply(json=failed, times=50)
+    provider = make(api)
+    with pytest.raises(ProviderError) as caught:
+        run(provider)
+    assert caught.value.code == "generation_failed" and not caught.value.retryable
+    assert "Generation failed" in caught.value.message
+    assert [r.method for r in api.requests] == ["POST", "GET"]
 
 
 def test_error_status_falls_back_to_result_error() -> None:
@@ -637,9 +670,13 @@ def test_catalog_lists_every_endpoint_of_the_reference() -> None:
         "flux-kontext-pro",
         "flux-pro-1.1-ultra",
         "flux-pro-1.1",
+        "flux-pro-1.0-fill",
         "flux-pro",
         "flux-dev",
     }
+    fill = models.pop("flux-pro-1.0-fill")
+    assert fill.capabilities.edit and fill.capabilities.mask
+    assert fill.price.estimate(ImageRequest(prompt=PROMPT)) == Decimal("0.05")
     caps = {model: info.capabilities for model, info in models.items()}
     assert caps["flux-2-pro"] is FLUX2_CAPS and caps["flux-2-klein-4b"] is FLUX2_CAPS
     assert caps["flux-pro-1.1"] is FLUX1_CAPS and caps["flux-dev"] is FLUX1_CAPS
@@ -657,17 +694,22 @@ def test_catalog_lists_every_endpoint_of_the_reference() -> None:
 @pytest.mark.parametrize(
     ("model", "size", "edit", "expected"),
     [
-        # §6.4: FLUX.2 per megapixel (1024 x 1024), the first one in full.
+        # BFL's API skill: cents = firstMP + (outputMP - 1) x mpPrice + inputMP x mpPrice; its
+        # "1MP T2I" and "1MP I2I" columns are the worked examples (a 1 MP edit has a 1 MP input).
         ("flux-2-pro", (1024, 1024), False, "0.030000"),
         ("flux-2-pro", (512, 512), False, "0.030000"),
-        ("flux-2-pro", (1536, 864), False, "0.037969"),  # 1.265625 MP x $0.03
-        ("flux-2-pro", (2048, 2048), False, "0.120000"),
+        ("flux-2-pro", (1536, 864), False, "0.045000"),  # 1.27 MP billed as 2: 3 + 1.5 cents
+        ("flux-2-pro", (2048, 2048), False, "0.075000"),  # 4 MP: 3 + 3 x 1.5 cents
         ("flux-2-pro", (1024, 1024), True, "0.045000"),
         ("flux-2-max", (1024, 1024), False, "0.070000"),
+        ("flux-2-max", (1024, 1024), True, "0.100000"),
         ("flux-2-flex", (1024, 1024), False, "0.050000"),
+        ("flux-2-flex", (1024, 1024), True, "0.100000"),
         ("flux-2-klein-4b", (1024, 1024), False, "0.014000"),
+        ("flux-2-klein-4b", (1024, 1024), True, "0.015000"),
         ("flux-2-klein-9b", (1024, 1024), False, "0.015000"),
-        ("flux-2-max", (2048, 1024), False, "0.140000"),
+        ("flux-2-klein-9b", (1024, 1024), True, "0.017000"),
+        ("flux-2-max", (2048, 1024), False, "0.100000"),  # 2 MP: 7 + 3 cents
         # Per image whatever the size (§6.4; Kontext from BFL's pricing page).
         ("flux-pro-1.1", (1440, 800), False, "0.040000"),
         ("flux-pro-1.1-ultra", (2048, 2048), False, "0.060000"),
@@ -685,7 +727,7 @@ def test_estimates_follow_the_reference_prices(model, size, edit, expected) -> N
 
 def test_prices_describe_themselves() -> None:
     assert catalog.get_model("bfl", "flux-2-pro").price.describe() == (
-        "from $0.03 per megapixel (edits from $0.045)"
+        "$0.03 for the first megapixel, $0.015 for each further one, $0.015 per input megapixel"
     )
     assert catalog.get_model("bfl", "flux-pro-1.1").price.describe() == "$0.04 per image"
 

@@ -458,11 +458,11 @@ def test_shut_down_imagen_model_names_its_successor(mock_api) -> None:
     with pytest.raises(ModelUnavailable) as caught:
         run(make(mock_api), model="imagen-4.0-generate-001")
     error = caught.value
-    assert error.successor == "gemini-3.1-flash-image"
+    assert error.successor == "gemini-nano-banana-2.1"
     assert (error.code, error.retryable, error.status_code) == ("model_unavailable", False, 404)
     assert str(error) == (
         "Google shut down the model imagen-4.0-generate-001 on 2026-08-17. "
-        'Use gemini-3.1-flash-image instead (OPTIONS["model"]).'
+        'Use gemini-nano-banana-2.1 instead (OPTIONS["model"]).'
     )
 
 
@@ -470,8 +470,10 @@ def test_shut_down_imagen_model_names_its_successor(mock_api) -> None:
     ("model", "successor"),
     [
         ("imagen-4.0-ultra-generate-001", "gemini-3-pro-image"),
-        ("imagen-4.0-fast-generate-001", "gemini-3.1-flash-image"),
-        ("gemini-2.5-flash-image", "gemini-3.1-flash-image"),
+        ("imagen-4.0-fast-generate-001", "gemini-nano-banana-2.1"),
+        ("gemini-2.5-flash-image", "gemini-nano-banana-2.1"),
+        ("gemini-3.1-flash-image-preview", "gemini-nano-banana-2.1"),
+        ("gemini-3-pro-image-preview", "gemini-3-pro-image"),
         ("gemini-9-image", None),
     ],
 )
@@ -499,10 +501,10 @@ def test_gemini_model_past_its_shutdown_date_names_its_successor(mock_api, monke
     mock_api.reply(404, json=fixture("error_not_found.json"))
     with pytest.raises(ModelUnavailable) as caught:
         run(make(mock_api), model="gemini-2.5-flash-image")
-    assert caught.value.successor == "gemini-3.1-flash-image"
+    assert caught.value.successor == "gemini-nano-banana-2.1"
     assert str(caught.value) == (
-        "Google shut down the model gemini-2.5-flash-image on 2027-03-15. "
-        'Use gemini-3.1-flash-image instead (OPTIONS["model"]).'
+        "Google shut down the model gemini-2.5-flash-image on 2026-10-02. "
+        'Use gemini-nano-banana-2.1 instead (OPTIONS["model"]).'
     )
 
 
@@ -529,24 +531,35 @@ def test_catalog_lists_gemini_and_imagen_with_lifecycles() -> None:
     models = {info.id: info for info in catalog.models_for("google")}
     assert set(models) == {
         "gemini-3.1-flash-image",
+        "gemini-3.1-flash-image-preview",
+        "gemini-3.1-flash-lite-image",
         "gemini-3-pro-image",
+        "gemini-3-pro-image-preview",
         "gemini-nano-banana-2.1",
         "gemini-2.5-flash-image",
         "imagen-4.0-fast-generate-001",
         "imagen-4.0-generate-001",
         "imagen-4.0-ultra-generate-001",
     }
-    day = datetime.date(2026, 11, 24)
+    day = datetime.date(2026, 12, 5)
     assert {m.id for m in models.values() if m.status(day) == "active"} == {
-        "gemini-3.1-flash-image",
+        "gemini-3.1-flash-lite-image",
         "gemini-3-pro-image",
         "gemini-nano-banana-2.1",
     }
-    assert models["gemini-2.5-flash-image"].status(day) == "deprecated"
-    assert models["gemini-2.5-flash-image"].shutdown == datetime.date(2027, 3, 15)
+    # Google's changelog, 2026-10-06: deprecated with no shutdown date yet.
+    flash = models["gemini-3.1-flash-image"]
+    assert (flash.status(day), flash.shutdown) == ("deprecated", None)
+    assert flash.successor == "gemini-nano-banana-2.1"
+    # Google's deprecations page: shut down 2026-10-02.
+    assert models["gemini-2.5-flash-image"].status(day) == "shut down"
+    assert models["gemini-2.5-flash-image"].shutdown == datetime.date(2026, 10, 2)
+    for model_id in ("gemini-3.1-flash-image-preview", "gemini-3-pro-image-preview"):
+        assert models[model_id].shutdown == datetime.date(2026, 6, 25)
+    assert "8:1" in models["gemini-nano-banana-2.1"].capabilities.aspect_ratios
     for model_id in ("imagen-4.0-fast-generate-001", "imagen-4.0-generate-001"):
         assert models[model_id].shutdown == datetime.date(2026, 8, 17)
-        assert models[model_id].successor == "gemini-3.1-flash-image"
+        assert models[model_id].successor == "gemini-nano-banana-2.1"
     assert models["imagen-4.0-ultra-generate-001"].successor == "gemini-3-pro-image"
     for info in models.values():
         caps = info.capabilities

@@ -426,9 +426,11 @@ def test_past_deadline_sends_nothing(mock_api) -> None:
 def test_catalog_lists_the_gpt_image_family_with_lifecycles() -> None:
     models = {info.id: info for info in catalog.models_for("openai")}
     assert set(models) == {
+        "chatgpt-image-latest",
         "gpt-image-1",
         "gpt-image-1-mini",
         "gpt-image-1.5",
+        "gpt-image-1.5-2025-12-16",
         "gpt-image-2",
         "gpt-image-2.5-flare",
         "gpt-image-2.5-sunburst",
@@ -441,6 +443,10 @@ def test_catalog_lists_the_gpt_image_family_with_lifecycles() -> None:
     assert models["gpt-image-1.5"].shutdown == datetime.date(2026, 12, 1)
     assert models["gpt-image-1-mini"].successor == "gpt-image-2.6-sunburst"
     assert models["gpt-image-2"].status(day) == "active"
+    # OpenAI's deprecations page: notice Jun 2, 2026 and shutdown Dec 1, 2026 for all four.
+    for model in ("gpt-image-1.5", "gpt-image-1.5-2025-12-16", "gpt-image-1-mini"):
+        assert models[model].deprecated == datetime.date(2026, 6, 2)
+    assert models["chatgpt-image-latest"].status(datetime.date(2026, 12, 5)) == "shut down"
     for info in models.values():
         caps = info.capabilities
         assert (caps.max_count, caps.seed, caps.negative_prompt) == (10, False, False)

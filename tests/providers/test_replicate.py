@@ -438,6 +438,28 @@ def test_a_canceled_prediction_is_a_provider_error() -> None:
     assert caught.value.code == "prediction_canceled" and not caught.value.retryable
 
 
+def test_an_aborted_prediction_says_it_stopped_before_it_started() -> None:
+    # Replicate's lifecycle page: "aborted" means the deadline passed before the prediction ran.
+    aborted = {**prediction("canceled"), "status": "aborted", "started_at": None}
+    api = MockAPI().reply(201, json=prediction("starting")).reply(json=aborted)
+    with pytest.raises(ProviderError) as caught:
+        run(make(api))
+    error = caught.value
+    assert error.code == "prediction_canceled" and not error.retryable
+    assert "stopped before it started" in error.message
+    assert "before it finished" not in error.message
+
+
+def test_a_problem_whose_detail_repeats_its_title_says_it_once() -> None:
+    problem = {"title": "Service Unavailable", "detail": "Service Unavailable", "status": 503}
+    api = MockAPI().reply(503, json=problem, times=10)
+    with pytest.raises(ProviderError) as caught:
+        run(make(api))
+    message = caught.value.message
+    assert "Service Unavailable" in message
+    assert "Service Unavailable: Service Unavailable" not in message
+
+
 @pytest.mark.parametrize("status", [404, 410])
 def test_an_expired_output_url_is_download_expired(status: int) -> None:
     api = MockAPI().reply(201, json=prediction())

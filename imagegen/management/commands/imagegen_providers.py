@@ -7,13 +7,14 @@ import json
 import re
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from imagegen import catalog
 from imagegen.conf import imagegen_settings
 from imagegen.management.output import table
 from imagegen.providers import providers
 from imagegen.providers.http import HttpProvider
+from imagegen.providers.listing import AliasReport, check_alias, log_live_report
 
 #: OPTIONS whose values are credentials; they are masked in any error message shown.
 SECRET_OPTION = re.compile(r"key|token|secret|password", re.IGNORECASE)
@@ -87,6 +88,55 @@ def describe_model(info: catalog.ModelInfo, today: datetime.date) -> dict[str, A
         "status": lifecycle(info, today),
         "price": priced.price.describe(),
         "max_images_per_call": info.capabilities.max_count,
+        "checked": info.checked.isoformat() if info.checked else None,
+        "unverified": info.unverified(),
+        "sources": {fact: source.url for fact, source in info.sources.items()},
+    }
+
+
+def checked_text(model: dict[str, Any]) -> str:
+    """Return when a listed model was last checked, and how many of its facts are unverified."""
+    text = model["checked"] or "never"
+    if model["unverified"]:
+        text += f" ({len(model['unverified'])} unverified: {', '.join(model['unverified'])})"
+    return text
+
+
+def live_reports() -> list[AliasReport]:
+    """Return the live check of every configured alias; an alias that cannot be built says why."""
+    reports = []
+    for alias in providers.settings:
+        try:
+            provider = providers[alias]
+        except Exception as err:  # noqa: BLE001 - a broken alias is reported, not fatal
+            config = providers.settings.get(alias) or {}
+            options = config.get("OPTIONS") if isinstance(config, dict) else None
+            message = redact(str(err) or type(err).__name__, dict(options or {}))
+            reports.append(AliasReport(alias=alias, error=message))
+            continue
+        reports.append(check_alias(alias, provider))
+    return reports
+
+
+def live_entry(report: AliasReport) -> dict[str, Any]:
+    """Return one alias's live check as ``--format json`` shows it."""
+    return {
+        "alias": report.alias,
+        "provider": report.provider,
+        "model": report.model,
+        "checkable": report.checkable,
+        "served": report.served,
+        "shutdown": report.shutdown.isoformat() if report.shutdown else None,
+        "catalog_shutdown": (
+            report.catalog_shutdown.isoformat() if report.catalog_shutdown else None
+        ),
+        "unknown_ids": list(report.unknown_ids),
+        "estimate": str(report.estimate) if report.estimate is not None else None,
+        "provider_price": (
+            str(report.provider_price) if report.provider_price is not None else None
+        ),
+        "error": report.error or None,
+        "problems": report.problems,
     }
 
 
@@ -107,11 +157,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--models",
             action="store_true",
-            help="Also list every catalogued model per provider: id, label, status, price and "
-            "the most images one call can make.",
+            help="Also list every catalogued model per provider: id, label, status, price, "
+            "the most images one call can make, and when its sources were last checked.",
+        )
+        parser.add_argument(
+            "--live",
+            action="store_true",
+            help="Ask each configured provider's own model-listing endpoint what it serves "
+            "now: whether each alias's model is still served, any shutdown date it announces, "
+            "ids the catalog lacks and, where the provider has a price calculator, its price "
+            "against the catalog's estimate. Sends requests; never fails unless --strict.",
+        )
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="With --live: exit with status 1 when anything needs attention.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["live"]:
+            self.handle_live(options["format"], strict=options["strict"])
+            return
         today = datetime.date.today()
         # Building the aliases first imports their backends, which register their models.
         aliases = [describe_alias(alias, today) for alias in providers.settings]
@@ -130,6 +196,48 @@ class Command(BaseCommand):
         if options["models"]:
             self.stdout.write("")
             self.write_models(models)
+
+    def handle_live(self, fmt: str, *, strict: bool) -> None:
+        reports = live_reports()
+        # Each problem is logged too, so a periodic run (cron, Celery beat) leaves warnings.
+        problems = log_live_report(reports)
+        if fmt == "json":
+            self.stdout.write(json.dumps({"live": [live_entry(r) for r in reports]}, indent=2))
+        else:
+            self.write_live(reports)
+        if strict and problems:
+            raise CommandError(f"The live check found {problems} problem(s).", returncode=1)
+
+    def write_live(self, reports: list[AliasReport]) -> None:
+        headers = ["Alias", "Model", "Served", "Shutdown", "Catalog", "Not in catalog", "Price"]
+        rows = []
+        for r in reports:
+            served = {True: "yes", False: "NO", None: "?"}[r.served]
+            if not r.checkable and not r.error:
+                served = "no listing"
+            price = ""
+            if r.estimate is not None and r.provider_price is not None:
+                price = f"${r.estimate} est. / ${r.provider_price} provider"
+            rows.append(
+                [
+                    r.alias,
+                    r.model,
+                    "error" if r.error else served,
+                    str(r.shutdown or ""),
+                    str(r.catalog_shutdown or ""),
+                    str(len(r.unknown_ids)) if r.unknown_ids else "",
+                    price,
+                ]
+            )
+        self.stdout.write(table(headers, rows))
+        problems = [problem for r in reports for problem in r.problems]
+        self.stdout.write("")
+        if problems:
+            self.stdout.write("Needs attention:")
+            for problem in problems:
+                self.stdout.write(f"  {problem}")
+        else:
+            self.stdout.write("Nothing needs attention.")
 
     def write_aliases(self, aliases: list[dict[str, Any]]) -> None:
         headers = ["", "Alias", "Backend", "Name", "Model", "Status", "Price", "API key"]
@@ -161,7 +269,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {entry['alias']}: {entry['error']}")
 
     def write_models(self, models: list[dict[str, Any]]) -> None:
-        headers = ["Provider", "Model", "Label", "Status", "Price", "Max/call"]
+        headers = ["Provider", "Model", "Label", "Status", "Price", "Max/call", "Checked"]
         rows = [
             [
                 m["provider"],
@@ -170,6 +278,7 @@ class Command(BaseCommand):
                 m["status"],
                 m["price"],
                 str(m["max_images_per_call"]),
+                checked_text(m),
             ]
             for m in models
         ]
