@@ -33,7 +33,7 @@ E015      ``SHUTDOWN_WARNING_DAYS`` is not a whole number of days
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 
 from django.conf import settings
 from django.core import checks
@@ -45,6 +45,7 @@ from imagegen.catalog import shutdown_warning_days
 from imagegen.conf import DEFAULTS, imagegen_settings
 from imagegen.derivatives import FORMATS
 from imagegen.images import MIME_TYPES
+from imagegen.pipeline.budgets import parse_caps
 from imagegen.presets import BUILTIN, build_preset
 from imagegen.pricing import price_from_dict
 from imagegen.providers import providers
@@ -343,28 +344,14 @@ def _storage_hint(backend: str) -> str:
 
 
 def _check_budgets(messages: list) -> None:
-    budgets = imagegen_settings.BUDGETS or {}
-    problems = []
-    if not isinstance(budgets, dict):
-        problems.append("it must be a dict")
-        budgets = {}
-    for key, value in budgets.items():
-        if key == "ACTION":
-            if value not in ("block", "warn"):
-                problems.append(f'"ACTION" must be "block" or "warn", not {value!r}')
-        elif key in ("SITE_MONTHLY", "USER_MONTHLY"):
-            try:
-                if Decimal(str(value)) < 0:
-                    problems.append(f'"{key}" must not be negative')
-            except InvalidOperation:
-                problems.append(f'"{key}" must be an amount such as "50.00", not {value!r}')
-        else:
-            problems.append(f'unknown key "{key}"')
-    for problem in problems:
+    try:
+        parse_caps(imagegen_settings.BUDGETS)
+    except ValueError as err:
         messages.append(
             checks.Error(
-                f'IMAGEGEN["BUDGETS"] is invalid: {problem}.',
-                hint='For example {"SITE_MONTHLY": "100", "USER_MONTHLY": "10"}.',
+                f'IMAGEGEN["BUDGETS"] is invalid: {err}.',
+                hint='For example {"SITE_MONTHLY": "100", "CAPS": [{"SCOPE": "provider", '
+                '"KEY": "openai", "PERIOD": "day", "LIMIT": "5", "WARN": 80}]}.',
                 id="imagegen.E009",
             )
         )

@@ -8,6 +8,10 @@ failures can swallow a broken settings file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Self
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -36,6 +40,25 @@ class ImagegenError(Exception):
             self.retryable = retryable
         self.provider = provider
         self.status_code = status_code
+        #: Whether the provider billed the call before this error refused its answer.
+        self.billed = False
+        #: What the provider charged for it, when known (``billed`` without a cost: unknown).
+        self.cost: Decimal | None = None
+        #: What the provider reported it consumed (tokens, megapixels...).
+        self.usage: dict[str, Any] = {}
+
+    def charged(self, cost: Decimal | None = None, usage: Mapping[str, Any] | None = None) -> Self:
+        """Mark this error as raised after the provider billed the call; return it.
+
+        Providers call it when they refuse an answer they were charged for (a body too large,
+        bad base64, a result download refused), so the ledger keeps the charge: ``cost`` when
+        the provider reported it, else the call's estimate as an unconfirmed charge.
+        """
+        self.billed = True
+        if cost is not None:
+            self.cost = cost
+        self.usage.update(usage or {})
+        return self
 
     @classmethod
     def default_message(cls) -> str:

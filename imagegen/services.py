@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
-from imagegen.pipeline.budgets import check_budget
+from imagegen.pipeline.budgets import Budget, settle
 from imagegen.pipeline.leases import Lease
 from imagegen.pipeline.planning import Plan, make_plan
 from imagegen.pipeline.recording import record_batch, record_request
@@ -266,15 +266,12 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
         raise NotRetryable(
             f"Generation {generation.pk} is {generation.status}, not failed or canceled."
         )
-    # A failed row had no images and, once queued, counts at its estimate in the budget, as
-    # a new request would.
-    budget_warnings = check_budget(generation.estimated_cost, user)
     fields: dict[str, Any] = {
         "error_code": "",
         "error_message": "",
         "started_at": None,
         "finished_at": None,
-        "warnings": [*generation.warnings, _retry_note(generation, user), *budget_warnings],
+        "warnings": [*generation.warnings, _retry_note(generation, user)],
     }
     if not is_resumable(generation):
         # The old job ended at the provider (or there was none): this run sends a new request.
@@ -288,8 +285,16 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
     # the rest of them. So an editor's retry always runs, and the token never goes back.
     # The filter on ``attempts`` is also what stops a second retry that read the row before
     # the first one requeued it, ran it and it failed again: the attempt number has moved on.
-    if not generation.transition(Status.QUEUED, **fields):
-        raise NotRetryable(f"Generation {generation.pk} changed meanwhile; it was not retried.")
+    with transaction.atomic():
+        # A failed row had no images and, once queued, holds its estimate against the caps,
+        # as a new request would.
+        reservation = Budget(user).reserve(
+            generation.estimated_cost, preset=generation.preset, provider=generation.provider
+        )
+        fields["warnings"] += reservation.warnings
+        fields["reservation"] = reservation.as_json()
+        if not generation.transition(Status.QUEUED, **fields):
+            raise NotRetryable(f"Generation {generation.pk} changed meanwhile; it was not retried.")
     return get_runner().enqueue(generation)
 
 
@@ -303,12 +308,17 @@ def cancel(generation: Generation, *, user: Any = None) -> bool:
     if generation.status != Status.QUEUED:
         return False
     by = f" by {user.get_username()}" if _named(user) else ""
-    won = generation.transition(
-        Status.CANCELED,
-        finished_at=timezone.now(),
-        error_code="canceled",
-        error_message=f"Canceled{by} before it ran.",
-    )
+    held = generation.reservation
+    with transaction.atomic():
+        won = generation.transition(
+            Status.CANCELED,
+            finished_at=timezone.now(),
+            error_code="canceled",
+            error_message=f"Canceled{by} before it ran.",
+            reservation={},
+        )
+        if won:  # it never ran: its reservation goes back to the caps
+            settle(held)
     if won:
         announce(generation)
     return won

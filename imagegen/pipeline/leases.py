@@ -13,13 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from imagegen.exceptions import ImagegenError
 from imagegen.models import Generation, Status
+from imagegen.pipeline.budgets import settle
 from imagegen.signals import announce
 
 logger = logging.getLogger("imagegen")
@@ -105,9 +107,17 @@ def recover_lost(
             f"The worker running this generation stopped before it finished, {attempt} times "
             "(killed, out of memory, or past its time limit); imagegen gave up."
         )
+        # A job the provider accepted has probably been billed, though no answer came back.
+        unconfirmed = generation.estimated_cost if generation.provider_job_id else Decimal(0)
         fields = {"status": Status.FAILED, "finished_at": now, "updated_at": now,
-                  "error_code": "worker_lost", "error_message": message}  # fmt: skip
-        if stale.update(**fields):
+                  "error_code": "worker_lost", "error_message": message, "reservation": {},
+                  "unconfirmed_cost": generation.unconfirmed_cost + unconfirmed}  # fmt: skip
+        held = generation.reservation
+        with transaction.atomic():
+            won = bool(stale.update(**fields))
+            if won:
+                settle(held, unconfirmed=unconfirmed)
+        if won:
             for name, value in fields.items():
                 setattr(generation, name, value)
             announce(generation)

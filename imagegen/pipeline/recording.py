@@ -1,8 +1,9 @@
 """Writing ledger rows: one per request, or a batch of them with one insert.
 
-:func:`record_request` plans a request, checks it against the budgets and saves its row;
-:func:`record_batch` does the same for many objects with one read of the month's spend and one
-``bulk_create``. Rows come back ``queued``: handing them to a runner is the caller's job.
+:func:`record_request` plans a request, reserves its estimate on the budget caps and saves its
+row, in one transaction; :func:`record_batch` does the same for many objects, reserving the
+whole batch at once when it fits and one by one when it does not, with one ``bulk_create``.
+Rows come back ``queued``: handing them to a runner is the caller's job.
 """
 
 from __future__ import annotations
@@ -12,26 +13,30 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation
-from imagegen.pipeline.budgets import Budget, check_budget
+from imagegen.pipeline.budgets import Budget, Reservation
 from imagegen.pipeline.planning import Plan, make_plan
 
 
 def record_request(
     *, user: Any = None, fallback_of: Generation | None = None, **kwargs: Any
 ) -> Generation:
-    """Plan ``generate()``'s keyword arguments, check the budgets and save the row; return it.
+    """Plan ``generate()``'s keyword arguments, reserve the budgets and save the row; return it.
 
-    Raises :class:`~imagegen.exceptions.BudgetExceeded` and the planning errors before
-    anything is written.
+    The reservation and the row commit together. Raises
+    :class:`~imagegen.exceptions.BudgetExceeded` and the planning errors before anything is
+    written.
     """
     plan = make_plan(**kwargs)
-    warnings = list(plan.warnings) + check_budget(plan.estimated_cost, user)
-    generation = build_row(plan, user=user, warnings=warnings, fallback_of=fallback_of)
-    generation.save(force_insert=True)
+    with transaction.atomic():
+        reservation = Budget(user).reserve(
+            plan.estimated_cost, preset=_preset(plan), provider=plan.provider.alias
+        )
+        generation = build_row(plan, user=user, reservation=reservation, fallback_of=fallback_of)
+        generation.save(force_insert=True)
     return generation
 
 
@@ -46,50 +51,72 @@ def record_batch(
 ) -> list[tuple[models.Model, Generation | ImagegenError]]:
     """Plan and save a row for each of ``targets``; return ``(target, row or error)`` in order.
 
-    ``kwargs`` are ``generate()``'s. The rows are inserted with one ``bulk_create``. An object
-    that cannot be planned gets its error and the others go on; the first one that would break
-    a budget in "block" mode ends the batch with its ``BudgetExceeded``.
+    ``kwargs`` are ``generate()``'s. The batch's estimates are reserved on the budget caps
+    together when they fit; otherwise one by one, and the first object that would break a cap
+    in "block" mode ends the batch with its ``BudgetExceeded``: the part that fits is recorded.
+    An object that cannot be planned gets its error and the others go on. The rows are
+    inserted with one ``bulk_create``, in the transaction that holds their reservations.
     """
     outcomes: list[tuple[models.Model, Any]] = []
-    rows: list[tuple[int, Generation]] = []
-    budget = Budget(user)
+    plans: list[tuple[int, Plan]] = []
     for target in targets:
         own = prompt_for(target) if prompt_for is not None else None
         try:
             plan = make_plan(
                 target=target, field=field, **({**kwargs, "prompt": own} if own else kwargs)
             )
-            warnings = list(plan.warnings) + budget.check(plan.estimated_cost)
-        except BudgetExceeded as err:
-            outcomes.append((target, err))
-            break
         except ImagegenError as err:
             outcomes.append((target, err))
             continue
-        rows.append((len(outcomes), build_row(plan, user=user, warnings=warnings, batch=batch)))
+        plans.append((len(outcomes), plan))
         outcomes.append((target, None))
-    Generation.objects.bulk_create([row for _, row in rows])
+    budget = Budget(user)
+    with transaction.atomic():
+        requests = [(p.estimated_cost, _preset(p), p.provider.alias) for _, p in plans]
+        reservations = budget.reserve_all(requests)
+        if reservations is None:  # the whole batch does not fit: reserve the part that does
+            reservations = []
+            for index, plan in plans:
+                try:
+                    reservations.append(
+                        budget.reserve(
+                            plan.estimated_cost, preset=_preset(plan), provider=plan.provider.alias
+                        )
+                    )
+                except BudgetExceeded as err:
+                    outcomes[index] = (outcomes[index][0], err)
+                    del outcomes[index + 1 :]
+                    break
+        rows = [
+            (index, build_row(plan, user=user, reservation=reservation, batch=batch))
+            for (index, plan), reservation in zip(plans, reservations, strict=False)
+        ]
+        Generation.objects.bulk_create([row for _, row in rows])
     for index, row in rows:
         outcomes[index] = (outcomes[index][0], row)
     return outcomes
+
+
+def _preset(plan: Plan) -> str:
+    return plan.preset.name if plan.preset else ""
 
 
 def build_row(
     plan: Plan,
     *,
     user: Any,
-    warnings: list[str],
+    reservation: Reservation,
     batch: uuid.UUID | None = None,
     fallback_of: Generation | None = None,
 ) -> Generation:
-    """Return the unsaved ledger row of ``plan``."""
+    """Return the unsaved ledger row of ``plan``, holding ``reservation``."""
     provider = plan.provider
     target = plan.target
     return Generation(
         content_type=ContentType.objects.get_for_model(target) if target is not None else None,
         object_id=str(target.pk) if target is not None else "",
         field_name=plan.field_name,
-        preset=plan.preset.name if plan.preset else "",
+        preset=_preset(plan),
         provider=provider.alias,
         backend=f"{type(provider).__module__}.{type(provider).__qualname__}",
         model=plan.calls[0].model or provider.model,
@@ -98,7 +125,8 @@ def build_row(
         params=plan.params.to_json(),
         count=plan.count,
         estimated_cost=plan.estimated_cost,
-        warnings=warnings,
+        warnings=[*plan.warnings, *reservation.warnings],
+        reservation=reservation.as_json(),
         request_hash=plan.request_hash(),
         batch=batch,
         fallback_of=fallback_of,

@@ -27,6 +27,8 @@ from imagegen.exceptions import (
     RateLimited,
 )
 from imagegen.models import JOB_SEPARATOR, Generation, Status
+from imagegen.money import format_cost
+from imagegen.pipeline.budgets import settle
 from imagegen.pipeline.leases import Heartbeat, Lease, LeaseLost, claim
 from imagegen.pipeline.planning import params_of
 from imagegen.pipeline.recording import record_request
@@ -46,6 +48,8 @@ MAYBE_SENT = frozenset({"timeout", "connection_lost", "time_limit"})
 #: Error codes after which the provider may still hold the accepted job: a retry polls it
 #: again rather than paying for a new one.
 RESUMABLE = MAYBE_SENT | {"worker_lost"}
+#: The ledger's precision: costs are stored with six decimals.
+CENT_FRACTION = Decimal("0.000001")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +76,11 @@ def run_generation(
     """
     if not claim(generation, lease):
         return RunResult(generation=generation)
-    run = _Run(resumable=bool(generation.provider_job_id))
+    run = _Run(
+        resumable=bool(generation.provider_job_id),
+        # A run that resumes the job of a call recorded as unconfirmed confirms its charge.
+        confirms=generation.unconfirmed_cost if generation.provider_job_id else Decimal(0),
+    )
     heartbeat = Heartbeat(generation, lease).start() if lease is not None else None
     try:
         return _execute(generation, run, retrying, target, deadline)
@@ -128,6 +136,12 @@ class _Run:
 
     cost: Decimal = Decimal(0)
     charged: bool = False
+    #: Estimates of calls the provider probably billed, without saying what.
+    unconfirmed: Decimal = Decimal(0)
+    #: The estimate of the call in progress, charged as unconfirmed if its outcome is unknown.
+    call_estimate: Decimal = Decimal(0)
+    #: The row's unconfirmed charges that this run's resumed jobs confirm when they report.
+    confirms: Decimal = Decimal(0)
     usage: dict[str, Any] = field(default_factory=dict)
     outputs: list[ImageOutput] = field(default_factory=list)
     filtered: bool = False
@@ -140,6 +154,19 @@ class _Run:
     #: The files and the field this run wrote, to undo on failure.
     store: Store = field(default_factory=Store)
     started: float = field(default_factory=time.monotonic)
+
+    def bill(self, error: ImagegenError) -> None:
+        """Keep the charge of a call the provider billed before its answer was refused."""
+        self.charged = True
+        self.add_usage(dict(error.usage))
+        if error.cost is not None:
+            self.cost += error.cost
+            return
+        self.unconfirmed += self.call_estimate
+        self.warnings.append(
+            f"The provider billed this call before its answer was refused ({error.code}); its "
+            f"estimate, {format_cost(self.call_estimate)}, is recorded as an unconfirmed charge."
+        )
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         for key, value in usage.items():
@@ -197,6 +224,7 @@ def _execute(
 def _call_provider(generation: Generation, run: _Run, deadline: float | None = None) -> None:
     provider = get_provider(generation.provider)
     requests = params_of(generation).requests(generation)
+    total = sum(request.count for request in requests) or 1
     # One job id per call of a split request, by position ("" for a call not yet accepted):
     # a redelivered task resumes every accepted job, finished ones included (their results
     # are fetched again), and submits only the calls the provider never accepted.
@@ -222,8 +250,16 @@ def _call_provider(generation: Generation, run: _Run, deadline: float | None = N
             deadline=deadline,
         )
         run.call, started = index, time.monotonic()
-        result = provider.generate(request, context=context)
-        run.timed("provider_ms", started)
+        share = generation.estimated_cost * request.count / total
+        run.call_estimate = share.quantize(CENT_FRACTION)
+        try:
+            result = provider.generate(request, context=context)
+        except ImagegenError as err:
+            if err.billed:
+                run.bill(err)
+            raise
+        finally:
+            run.timed("provider_ms", started)
         run.charged = True
         run.cost += result.cost or Decimal(0)
         run.add_usage(dict(result.usage))
@@ -247,16 +283,27 @@ def _finish(
     for step, value in run.store.timings.items():
         timings[step] = timings.get(step, 0) + value
     timings["total_ms"] = round((time.monotonic() - run.started) * 1000)
+    if error is not None and error.code in MAYBE_SENT and not error.billed:
+        # The request may have reached the provider, which then billed it without an answer.
+        run.unconfirmed += run.call_estimate
+        run.warnings.append(
+            f"The provider may have charged for the call that ended in {error.code}; its "
+            f"estimate, {format_cost(run.call_estimate)}, is recorded as an unconfirmed charge."
+        )
     # A row run again (a retry from the admin after a charged failure) keeps what its earlier
     # runs were charged: the ledger's totals are what the provider billed, every time.
     prior = generation.cost
     cost = run.cost + (prior or Decimal(0)) if run.charged else prior
+    unconfirmed = run.unconfirmed - (run.confirms if run.charged else Decimal(0))
+    held = generation.reservation
     fields: dict[str, Any] = {
         "finished_at": timezone.now(),
         "usage": run.usage,
         "timings": timings,
         "warnings": list(generation.warnings) + run.warnings + run.store.warnings,
         "cost": cost,
+        "unconfirmed_cost": generation.unconfirmed_cost + unconfirmed,
+        "reservation": {},
         "provider_job_id": generation.provider_job_id,
     }
     if error is not None:
@@ -264,10 +311,13 @@ def _finish(
         fields["error_message"] = str(error)[:2000]
     else:  # an earlier attempt's retryable error is history once the job succeeds
         fields["error_code"] = fields["error_message"] = ""
-    if not generation.transition(status, **fields):
-        if status == Status.SUCCEEDED:  # roll back the images and the attached field
-            raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
-        return generation
+    with transaction.atomic():
+        if not generation.transition(status, **fields):
+            if status == Status.SUCCEEDED:  # roll back the images and the attached field
+                raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
+            return generation
+        # The caps' running totals change in the transaction that records the charge.
+        settle(held, charged=run.cost if run.charged else Decimal(0), unconfirmed=unconfirmed)
     announce(generation)
     return generation
 
