@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -302,6 +302,30 @@ class GeneratedImage(models.Model):
         return self.file.name
 
 
+class MicroAmountField(models.BigIntegerField):
+    """A Decimal amount stored as a whole number of millionths, for exact sums in SQL.
+
+    The budget caps add and compare amounts inside ``UPDATE ... WHERE`` statements. On SQLite a
+    decimal column is a float in arithmetic, where 0.05 + 0.05 + 0.05 is not 0.15; integers
+    are exact on every database. Python sees Decimals with six places, as in the ledger.
+    """
+
+    PLACES = 6
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Decimal | None:
+        return None if value is None else Decimal(value).scaleb(-self.PLACES)
+
+    def to_python(self, value: Any) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(str(value))
+
+    def get_prep_value(self, value: Any) -> int | None:
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        return int((Decimal(str(value)).scaleb(self.PLACES)).to_integral_value(ROUND_HALF_UP))
+
+
 class BudgetUse(models.Model):
     """How much of one budget cap one period has used: the running total reservations check.
 
@@ -315,25 +339,19 @@ class BudgetUse(models.Model):
     cap = models.CharField(_("cap"), max_length=200)
     #: The first day of the period (the day, or the first of the month) in the site's time zone.
     period_start = models.DateField(_("period start"))
-    reserved = models.DecimalField(
+    reserved = MicroAmountField(
         _("reserved"),
-        max_digits=14,
-        decimal_places=6,
-        default=Decimal("0"),
+        default=0,
         help_text=_("Estimates of requests that have not finished yet."),
     )
-    spent = models.DecimalField(
+    spent = MicroAmountField(
         _("spent"),
-        max_digits=14,
-        decimal_places=6,
-        default=Decimal("0"),
+        default=0,
         help_text=_("What providers charged, as they reported it."),
     )
-    unconfirmed = models.DecimalField(
+    unconfirmed = MicroAmountField(
         _("unconfirmed"),
-        max_digits=14,
-        decimal_places=6,
-        default=Decimal("0"),
+        default=0,
         help_text=_("Estimates of calls whose outcome is unknown; probably billed."),
     )
     #: Whether ``budget_threshold_crossed`` was sent for this cap and period.

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import BudgetExceeded
-from imagegen.models import BudgetUse, Generation, Status
+from imagegen.models import BudgetUse, Generation, MicroAmountField, Status
 from imagegen.money import format_cost
 
 logger = logging.getLogger("imagegen")
@@ -361,17 +361,22 @@ def _take(item: Applied, amount: Decimal, *, strict: bool = False) -> str:
     cap, use = item.cap, _use(item)
     rows = BudgetUse.objects.filter(pk=use.pk)
     if cap.action == "block" or strict:
-        room = Value(cap.limit - amount, output_field=MONEY) - F("unconfirmed") - F("reserved")
-        if not rows.filter(spent__lte=room).update(reserved=F("reserved") + amount):
+        room = _amount_value(cap.limit - amount) - F("unconfirmed") - F("reserved")
+        if not rows.filter(spent__lte=room).update(reserved=F("reserved") + _amount_value(amount)):
             use.refresh_from_db()
             return _over(item, amount, use.used)
     else:
-        rows.update(reserved=F("reserved") + amount)
+        rows.update(reserved=F("reserved") + _amount_value(amount))
     use.refresh_from_db()
     _check_threshold(item.cap, use)
     if use.used > cap.limit:
         return _over(item, amount, use.used - amount)
     return ""
+
+
+def _amount_value(amount: Decimal) -> Value:
+    """Return ``amount`` for a running total's SQL arithmetic: whole millionths, exact."""
+    return Value(amount, output_field=MicroAmountField())
 
 
 def _over(item: Applied, amount: Decimal, used: Decimal) -> str:
@@ -447,9 +452,9 @@ def settle(
     for key, start in _held_caps(held):
         rows = BudgetUse.objects.filter(cap=key, period_start=start)
         rows.update(
-            reserved=F("reserved") - amount,
-            spent=F("spent") + charged,
-            unconfirmed=F("unconfirmed") + unconfirmed,
+            reserved=F("reserved") - _amount_value(amount),
+            spent=F("spent") + _amount_value(charged),
+            unconfirmed=F("unconfirmed") + _amount_value(unconfirmed),
         )
     if charged or unconfirmed:
         configured = caps()

@@ -142,13 +142,12 @@ class Worker:
 
 
 @pytest.fixture
-def worker_factory(transactional_db, it_settings, celery_app, run_id, tmp_path):
-    """Return a function starting a worker on the run's queue; every worker dies at teardown."""
+def it_env(transactional_db, it_settings, celery_app, run_id) -> dict[str, str]:
+    """Return the environment of a process that works on this run's database and queue."""
     from django.conf import settings
     from django.db import connection
 
-    workers: list[Worker] = []
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.integration.settings",
         "IMAGEGEN_IT_DB": connection.settings_dict["NAME"],
@@ -159,8 +158,14 @@ def worker_factory(transactional_db, it_settings, celery_app, run_id, tmp_path):
         "PYTHONPATH": str(REPO),
     }
 
+
+@pytest.fixture
+def worker_factory(it_env, tmp_path):
+    """Return a function starting a worker on the run's queue; every worker dies at teardown."""
+    workers: list[Worker] = []
+
     def start(concurrency: int = 2, pool: str = "prefork") -> Worker:
-        worker = Worker(env, tmp_path / "worker.log", concurrency, pool)
+        worker = Worker(it_env, tmp_path / "worker.log", concurrency, pool)
         workers.append(worker)
         return worker.start()
 

@@ -41,3 +41,9 @@ IMAGEGEN = {
         "RATE_LIMITS": {"limited": {"CONCURRENCY": 1}},
     },
 }
+
+# The budget tests (test_budgets_under_load.py) start callers with a site cap and a price.
+if os.environ.get("IMAGEGEN_IT_BUDGET"):
+    IMAGEGEN["BUDGETS"] = {"SITE_MONTHLY": os.environ["IMAGEGEN_IT_BUDGET"]}
+    IMAGEGEN["PRICES"] = {"locmem": {"per_image": "0.05"}}
+    IMAGEGEN["TASK_RUNNER"] = os.environ.get("IMAGEGEN_IT_RUNNER", "celery")
