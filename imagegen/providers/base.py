@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from django.core.checks import CheckMessage
 
 from imagegen import catalog
-from imagegen.exceptions import InvalidProviderError, UnsupportedRequest
+from imagegen.exceptions import ImagegenError, InvalidProviderError, UnsupportedRequest
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 
@@ -127,7 +127,14 @@ class BaseProvider:
         from the catalog's price rule applied to the reported usage.
         """
         request = request if request.model else replace(request, model=self.model)
-        result = self._generate(request, context or CallContext())
+        try:
+            result = self._generate(request, context or CallContext())
+        except ImagegenError as err:
+            if err.billed and err.cost is None and err.usage:
+                # A refused answer that reported its usage: price it like an accepted one.
+                info = self.model_info(request.model)
+                err.cost = info.price.actual(request, err.usage, request.count)
+            raise
         if result.cost is None:
             info = self.model_info(request.model)
             result = replace(

@@ -129,7 +129,16 @@ class OpenAIProvider(HttpProvider):
         except ModelUnavailable as err:
             today = datetime.date.today()
             raise self.retired_model(request.model or self.model, err, today=today) from err
-        return self.parse_result(request, response)
+        except InvalidResponse as err:
+            if err.status_code is not None and 200 <= err.status_code < 300:
+                err.charged()  # billed; the answer was refused unread
+            raise
+        try:
+            return self.parse_result(request, response)
+        except ProviderError as err:
+            # OpenAI billed the call when it answered 200: keep the charge its usage reports.
+            err.charged(usage=usage_from(answer_usage(response)))
+            raise
 
     def fields(self, request: ImageRequest) -> dict[str, Any]:
         """Return the API fields for ``request``: its own, the OPTIONS defaults, then ``extra``."""
@@ -225,6 +234,15 @@ class OpenAIProvider(HttpProvider):
             what = f"OpenAI refused the request{error.field_note}"
             return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
+
+
+def answer_usage(response: httpx.Response) -> Any:
+    """Return the ``usage`` of an answer whose images were refused, or None if unreadable."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("usage") if isinstance(body, dict) else None
 
 
 def usage_from(raw: Any) -> dict[str, int]:

@@ -46,6 +46,8 @@ __all__ = ["ReplicateProvider", "output_urls"]
 #: reference; Replicate's lifecycle page says it is a prediction whose deadline passed before it
 #: could start running.
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+#: Ends of a prediction that produced nothing: a resumed one in such a state is started again.
+RESTARTABLE = frozenset({"canceled", "aborted"})
 #: §3.1: ``Prefer: wait=N`` takes N from 1 to 60; plain ``Prefer: wait`` means 60.
 MAX_WAIT = 60
 #: Seconds kept free between the end of ``Prefer: wait`` and the HTTP read timeout, so a slow
@@ -178,6 +180,16 @@ class ReplicateProvider(JobProvider):
                 job_id=job_id,
                 cancel_on_timeout=True,
             )
+        if context.resume_job_id and prediction.get("status") in RESTARTABLE:
+            # The prediction this retry came back for was stopped (imagegen cancels one past
+            # its deadline): nothing is left to fetch, so start a new one now rather than fail
+            # and leave the editor to retry a second time.
+            result = self._generate(request, replace(context, resume_job_id=None))
+            note = (
+                f"Replicate prediction {job_id} had been stopped ({prediction['status']}); "
+                f"a new prediction, {result.job_id}, was started."
+            )
+            return replace(result, warnings=(note, *result.warnings))
         return prediction_result(self, request, model, job_id, prediction, context)
 
     def _create(self, path: str, body: dict[str, Any], context: CallContext) -> httpx.Response:

@@ -11,10 +11,11 @@ error text.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from imagegen import catalog
-from imagegen.exceptions import ContentRejected, InvalidResponse, ProviderError
+from imagegen.exceptions import ContentRejected, ImagegenError, InvalidResponse, ProviderError
 from imagegen.pricing import MegapixelTiers
 from imagegen.providers.http.errors import CHANGE_PROMPT, sentence
 from imagegen.providers.http.outputs import FORMAT_MIME
@@ -78,7 +79,8 @@ def prediction_result(
         )
     fallback = FORMAT_MIME.get(request.output_format, "")
     seed = request.seed if len(urls) == 1 else None
-    images = provider.download_images(urls[: request.count], context, fallback=fallback, seed=seed)
+    # The prediction succeeded, so Replicate has billed it: price it before any download can
+    # be refused, and keep the charge on the error if one is.
     usage, cost = prediction_usage(provider, request, prediction, len(urls)), None
     key, base = provider.catalog_key, provider.base_model(model)
     if catalog.get_model(key, base) is not None or catalog.get_model(key, model) is not None:
@@ -88,6 +90,13 @@ def prediction_result(
             f"{model} is not in imagegen's catalog, so its price is unknown and the cost "
             'was recorded as 0; set IMAGEGEN["PRICES"] for it.'
         )
+    try:
+        images = provider.download_images(
+            urls[: request.count], context, fallback=fallback, seed=seed
+        )
+    except ImagegenError as err:
+        err.charged(cost if cost is not None else Decimal(0), usage)
+        raise
     return ImageResult(
         images=tuple(images),
         model=model,

@@ -235,21 +235,28 @@ class HttpProvider(BaseProvider):
         )
         too_slow = f"{name} took too long to send its answer; try again later."
         started = time.monotonic()
+        status: int | None = None
         try:
             response = self.client.send(request, stream=True)
+            # The status goes with a refused body: a refused 2xx answer may have been billed.
+            status = response.status_code
             try:
                 body = read_capped(
                     response,
                     limit,
                     deadline,
-                    too_large=lambda: self.fail(InvalidResponse, "response_too_large", too_large),
+                    too_large=lambda: self.fail(
+                        InvalidResponse, "response_too_large", too_large, status_code=status
+                    ),
                     too_slow=lambda: self.fail(ProviderUnavailable, "timeout", too_slow),
                 )
             finally:
                 response.close()
         except httpx.DecodingError as err:
             message = f"{name} sent a body that could not be decoded."
-            raise self.fail(InvalidResponse, "invalid_encoding", message) from err
+            raise self.fail(
+                InvalidResponse, "invalid_encoding", message, status_code=status
+            ) from err
         except NOT_SENT as err:
             what = f"Could not connect to {name}"
             raise self._unavailable("connection_failed", what, err) from err
