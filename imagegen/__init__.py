@@ -10,9 +10,9 @@ from typing import Any
 
 from imagegen.version import __version__
 
-__all__ = ["__version__", "cost_for", "estimate", "generate"]
+__all__ = ["__version__", "cost_for", "estimate", "generate", "spend_for"]
 
-_LAZY = {"generate", "estimate", "cost_for"}
+_LAZY = {"generate", "estimate", "cost_for", "spend_for"}
 
 
 def __getattr__(name: str) -> Any:

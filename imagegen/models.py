@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from imagegen.storage import get_storage
+from imagegen.types import Spend
 
 
 class Status(models.TextChoices):
@@ -55,6 +56,14 @@ class GenerationQuerySet(models.QuerySet):
     def total_cost(self) -> Decimal:
         """Return the sum of actual costs (rows without one count as zero)."""
         return self.aggregate(total=Sum("cost"))["total"] or Decimal("0")
+
+    def spend(self) -> Spend:
+        """Return the confirmed and the unconfirmed charges of these rows, apart: one query."""
+        totals = self.aggregate(confirmed=Sum("cost"), unconfirmed=Sum("unconfirmed_cost"))
+        return Spend(
+            confirmed=totals["confirmed"] or Decimal(0),
+            unconfirmed=totals["unconfirmed"] or Decimal(0),
+        )
 
     def cost_subquery(self, model: type[models.Model]) -> Coalesce:
         """Return an expression for the total cost of each row of ``model``, for ``annotate()``.

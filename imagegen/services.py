@@ -30,6 +30,7 @@ from imagegen.pipeline.run import is_resumable
 from imagegen.pipeline.storing import attach, clear_selected, mark_selected
 from imagegen.runners import execute, get_runner
 from imagegen.signals import announce
+from imagegen.types import Spend
 
 logger = logging.getLogger("imagegen")
 
@@ -51,6 +52,7 @@ __all__ = [
     "resume_job",
     "retry",
     "run_generation",
+    "spend_for",
 ]
 
 #: Rows :func:`generate_many` plans, inserts and dispatches at a time.
@@ -348,8 +350,17 @@ def resume_job(job_id: str, *, aliases: Iterable[str]) -> int:
 
 
 def cost_for(obj: models.Model) -> Decimal:
-    """Return the total actual cost of every generation made for ``obj``."""
+    """Return the total confirmed cost of every generation made for ``obj``.
+
+    Charges that are probable but not confirmed (a call that timed out) are not in it: see
+    :func:`spend_for`.
+    """
     return Generation.objects.for_object(obj).total_cost()
+
+
+def spend_for(obj: models.Model) -> Spend:
+    """Return what every generation made for ``obj`` cost: confirmed and unconfirmed, apart."""
+    return Generation.objects.for_object(obj).spend()
 
 
 def _retry_note(generation: Generation, user: Any) -> str:

@@ -82,6 +82,23 @@ class ImageResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Spend:
+    """What something cost: charges the providers reported, and charges that are probable.
+
+    ``unconfirmed`` holds the estimates of calls whose outcome is unknown (a timeout after the
+    request was sent): the provider has probably billed them, but did not say what.
+    """
+
+    confirmed: Decimal = Decimal(0)
+    unconfirmed: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        """Return confirmed and unconfirmed charges together."""
+        return self.confirmed + self.unconfirmed
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallContext:
     """How one provider call relates to the ledger: resume a job, report a new one, stop in time.
 

@@ -58,3 +58,29 @@ def test_transition_is_fenced_by_the_attempt_number():
     Generation.objects.filter(pk=generation.pk).update(attempts=2)  # another worker took it
     assert generation.transition(Status.SUCCEEDED) is False
     assert Generation.objects.get(pk=generation.pk).status == Status.RUNNING
+
+
+def test_spend_keeps_confirmed_and_unconfirmed_charges_apart():
+    import imagegen
+
+    article = Article.objects.create(title="a")
+    from django.contrib.contenttypes.models import ContentType
+
+    ct = ContentType.objects.get_for_model(Article)
+    Generation.objects.create(
+        provider="p", prompt="x", content_type=ct, object_id=str(article.pk), cost=Decimal("0.04")
+    )
+    Generation.objects.create(
+        provider="p",
+        prompt="x",
+        content_type=ct,
+        object_id=str(article.pk),
+        unconfirmed_cost=Decimal("0.05"),
+    )
+    spend = imagegen.spend_for(article)
+    assert (spend.confirmed, spend.unconfirmed, spend.total) == (
+        Decimal("0.04"),
+        Decimal("0.05"),
+        Decimal("0.09"),
+    )
+    assert imagegen.cost_for(article) == Decimal("0.04")
