@@ -11,7 +11,6 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InMemoryStorage, Storage
 
 import imagegen
-from imagegen.models import Generation
 from imagegen.providers.locmem import LocmemProvider
 from imagegen.storage import (
     MAX_ALTERNATIVES,
@@ -25,26 +24,6 @@ from imagegen.storage import (
 from tests.conftest import media_files, png_bytes
 
 IMAGE = png_bytes(color=(10, 120, 200))
-
-
-class Boom(Exception):
-    """Raised by a test to roll a transaction back."""
-
-
-@pytest.fixture
-def derived(settings, locmem):
-    """The locmem provider with one derivative width, so a run stores several files."""
-    settings.IMAGEGEN = {**settings.IMAGEGEN, "DERIVATIVE_WIDTHS": [32]}
-    return settings
-
-
-def all_names(generation: Generation) -> set[str]:
-    """Return the original and derivative names of every image of ``generation``."""
-    names = set()
-    for image in generation.images.all():
-        names.add(image.file.name)
-        names.update(item["name"] for item in image.derivatives)
-    return names
 
 
 # -- names ----------------------------------------------------------------------------------------

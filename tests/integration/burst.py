@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +19,27 @@ import time
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integration.settings")
+
+
+def run_in_processes(env: dict[str, str], processes: int, threads: int) -> list[dict[str, int]]:
+    """Start ``processes`` of ``threads`` callers each, released together; return their counts.
+
+    ``env`` is the environment of every process (settings module, database, media).
+    """
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    start = time.time() + 3.0  # every process has set Django up by then
+    command = [sys.executable, "-m", "tests.integration.burst", str(threads), str(start)]
+    procs = [
+        subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    counts = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"A caller process failed:\n{out}")
+        counts.append(json.loads(out.strip().splitlines()[-1]))
+    return counts
 
 
 def main(threads: int, start: float) -> dict[str, int]:

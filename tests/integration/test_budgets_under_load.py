@@ -8,16 +8,12 @@ are made and the spend equals the cap.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from decimal import Decimal
 
 import pytest
 
 from imagegen.models import BudgetUse, GeneratedImage, Generation, Status
-from tests.integration.conftest import REPO
+from tests.integration.burst import run_in_processes
 from tests.integration.provider import PRICE
 from tests.integration.test_celery_worker import all_finished, wait_for
 
@@ -28,19 +24,7 @@ CAP = PRICE * IMAGES
 
 
 def burst(env: dict[str, str]) -> list[dict[str, int]]:
-    """Run the callers in PROCESSES processes released together; return their counts."""
-    start = time.time() + 3.0  # every process has set Django up by then
-    command = [sys.executable, "-m", "tests.integration.burst", str(THREADS), str(start)]
-    procs = [
-        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(PROCESSES)
-    ]
-    counts = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
-        counts.append(json.loads(out.strip().splitlines()[-1]))
-    return counts
+    return run_in_processes(env, PROCESSES, THREADS)
 
 
 def environment(worker_env: dict[str, str], runner: str) -> dict[str, str]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from tests.integration.burst import run_in_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES, THREADS, IMAGES = 3, 6, 4
@@ -33,17 +33,7 @@ def test_callers_in_several_processes_on_sqlite_make_exactly_the_capped_images(t
     }
     migrated = run([sys.executable, "-m", "django", "migrate", "-v", "0"], env)
     assert migrated.returncode == 0, migrated.stderr
-    start = time.time() + 3.0
-    command = [sys.executable, "-m", "tests.integration.burst", str(THREADS), str(start)]
-    procs = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(PROCESSES)
-    ]
-    counts = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out
-        counts.append(json.loads(out.strip().splitlines()[-1]))
+    counts = run_in_processes(env, PROCESSES, THREADS)
     assert sum(c["errors"] for c in counts) == 0, counts
     assert sum(c["recorded"] for c in counts) == IMAGES, counts
     check = run(
