@@ -22,6 +22,7 @@ the network.
 from __future__ import annotations
 
 import datetime
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,14 +157,38 @@ def signed_image(
 
 
 def tampered(content: bytes) -> bytes:
-    """Return the signed PNG ``content`` with one pixel byte changed: a hash mismatch.
+    """Return the signed PNG ``content`` with one pixel changed and its manifest kept.
 
-    The manifest stays as it was; a byte inside the first ``IDAT`` chunk is flipped, so the
-    file still decodes (zlib data aside) but no longer matches the hash the manifest signed.
+    The pixels are re-encoded with the top-left pixel inverted and the original's C2PA chunk
+    (``caBX``) is put back after ``IHDR``: a good image whose hash no longer matches the one
+    the manifest signed, as when a file is edited by a tool that keeps unknown chunks.
     """
-    data = bytearray(content)
-    index = data.find(b"IDAT")
-    if not content.startswith(b"\x89PNG") or index < 0:
-        raise ValueError("tampered() takes a PNG.")
-    data[index + 12] ^= 0xFF
-    return bytes(data)
+    # Imported on use, as in imagegen.testing.images.
+    from PIL import Image
+
+    chunks = _png_chunks(content)
+    manifest = [chunk for chunk in chunks if chunk[4:8] == b"caBX"]
+    if not manifest:
+        raise ValueError("tampered() takes a PNG with a C2PA manifest (a caBX chunk).")
+    with Image.open(io.BytesIO(content)) as image:
+        changed = image.convert("RGB")
+    changed.putpixel((0, 0), tuple(255 - value for value in changed.getpixel((0, 0))))
+    buffer = io.BytesIO()
+    changed.save(buffer, format="PNG")
+    fresh = _png_chunks(buffer.getvalue())
+    return PNG_SIGNATURE + b"".join(fresh[:1] + manifest + fresh[1:])
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(content: bytes) -> list[bytes]:
+    """Return the chunks of a PNG, each whole: length, type, data and CRC."""
+    if not content.startswith(PNG_SIGNATURE):
+        raise ValueError("Not a PNG.")
+    chunks, offset = [], len(PNG_SIGNATURE)
+    while offset < len(content):
+        length = int.from_bytes(content[offset : offset + 4], "big")
+        chunks.append(content[offset : offset + 12 + length])
+        offset += 12 + length
+    return chunks
