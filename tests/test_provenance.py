@@ -391,3 +391,152 @@ def test_configured_formats_that_cannot_carry_a_manifest_are_w031(settings, chai
     warning = ids(settings, CONTENT_CREDENTIALS=config)["imagegen.W031"]
     assert "avif" in warning.msg
     assert "imagegen.W031" not in ids(settings)  # no signer: nothing to carry
+
+
+# --- showing it: admin, history, template tags ----------------------------------------------
+
+
+def record(image: GeneratedImage, state: str, **details) -> GeneratedImage:
+    """Write ``state`` and ``details`` on ``image``'s row, as the pipeline would have."""
+    GeneratedImage.objects.filter(pk=image.pk).update(
+        content_credentials=state, credentials=details
+    )
+    image.refresh_from_db()
+    return image
+
+
+def render(source: str, **context) -> str:
+    from django.template import Context, Template
+
+    return Template("{% load imagegen %}" + source).render(Context(context))
+
+
+@pytest.fixture
+def article_with_credentials(db):
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(title="Lighthouse")
+    generation = imagegen.generate(prompt="A lighthouse", target=article, field="hero")
+    article.refresh_from_db()
+    record(
+        generation.images.get(),
+        "valid",
+        issuer="Pretend AI",
+        claim_generator="Pretend-AI-API 1.0",
+        digital_source_type=TAM,
+    )
+    return article
+
+
+def test_ledger_admin_shows_a_content_credentials_line_per_image(
+    admin_client, article_with_credentials
+):
+    generation = imagegen.models.Generation.objects.get()
+    page = admin_client.get(f"/admin/imagegen/generation/{generation.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Content Credentials: valid, signed by Pretend AI; trainedAlgorithmicMedia" in text
+
+
+def test_widget_history_shows_a_content_credentials_line_per_image(article_with_credentials):
+    from django.template.loader import render_to_string
+
+    from imagegen.admin.history import field_history
+
+    context = field_history(article_with_credentials, "hero")
+    (item,) = context["entries"][0]["images"]
+    assert item["credentials"].startswith("Content Credentials: valid, signed by Pretend AI")
+    html = render_to_string("imagegen/widgets/history.html", context)
+    assert 'class="imagegen-credentials-line">Content Credentials: valid' in html
+
+
+@pytest.mark.parametrize(
+    ("state", "details", "line"),
+    [
+        ("not_checked", {}, "Content Credentials: not checked"),
+        ("none", {}, "Content Credentials: none in the original"),
+        ("untrusted", {"signer": "X Signer"}, "signed by X Signer (a signer not on the trust"),
+        ("invalid", {"failures": ["assertion.dataHash.mismatch"]}, "invalid (assertion.dataHash"),
+    ],
+)
+def test_credentials_line_per_state(state, details, line):
+    from imagegen.rendering.credentials import credentials_line
+
+    image = GeneratedImage(content_credentials=state, credentials=details)
+    assert line in credentials_line(image)
+    image.derivatives = [{"name": "a.webp", "signed": True}, {"name": "b.webp", "signed": True}]
+    assert credentials_line(image).endswith("; 2 derived files signed by this site")
+
+
+def test_the_cr_mark_is_off_by_default(article_with_credentials):
+    html = render('{% imagegen_image article "hero" %}', article=article_with_credentials)
+    assert "imagegen-cr" not in html and html.startswith("<picture")
+
+
+def test_the_cr_mark_links_the_served_file_to_the_verify_page(article_with_credentials, rf):
+    from urllib.parse import quote
+
+    article = article_with_credentials
+    html = render(
+        '{% imagegen_image article "hero" credentials=True %}',
+        article=article,
+        request=rf.get("/", HTTP_HOST="www.example.com"),
+    )
+    url = "http://www.example.com" + article.hero.url
+    verify = "https://contentcredentials.org/verify?source=" + quote(url, safe="")
+    assert html.startswith('<span class="imagegen-credentials"><picture')
+    assert f'<a class="imagegen-cr" href="{verify.replace("&", "&amp;")}"' in html
+    assert html.endswith(">cr</a></span>")
+
+
+def test_the_cr_mark_points_at_the_widest_signed_derivative_and_a_custom_page(
+    settings, article_with_credentials
+):
+    article = article_with_credentials
+    image = GeneratedImage.objects.get()
+    derivatives = [dict(entry, signed=True) for entry in image.derivatives]
+    GeneratedImage.objects.filter(pk=image.pk).update(derivatives=derivatives)
+    widest = max(derivatives, key=lambda entry: entry["width"])["name"]
+    settings.IMAGEGEN = {"CONTENT_CREDENTIALS": {"VERIFY_URL": "https://verify.test/?u={url}"}}
+    article.refresh_from_db()
+    html = render('{% imagegen_image article "hero" credentials=True %}', article=article)
+    assert 'href="https://verify.test/?u=%2Fmedia%2F' in html
+    assert widest.replace("/", "%2F") in html
+
+
+def test_no_cr_mark_without_credentials(article_with_credentials):
+    record(GeneratedImage.objects.get(), "none")
+    article_with_credentials.refresh_from_db()
+    html = render('{% imagegen_image a "hero" credentials=True %}', a=article_with_credentials)
+    assert "imagegen-cr" not in html
+
+
+def test_the_cr_mark_reads_prefetched_rows_without_queries(
+    article_with_credentials, django_assert_num_queries
+):
+    from imagegen.prefetch import prefetch_images
+
+    (article,) = prefetch_images([article_with_credentials], "hero")
+    with django_assert_num_queries(0):
+        html = render('{% imagegen_image a "hero" credentials=True %}', a=article)
+    assert "imagegen-cr" in html
+
+
+def test_disclosure_states_what_the_credentials_say(article_with_credentials):
+    article = article_with_credentials
+    plain = render('{% imagegen_disclosure a "hero" %}', a=article)
+    assert "Content Credentials" not in plain
+    html = render('{% imagegen_disclosure a "hero" credentials=True %}', a=article)
+    assert (
+        "AI-generated image · Offline placeholder · Content Credentials: made with AI "
+        "(Pretend-AI-API 1.0), signed by Pretend AI</small>"
+    ) in html
+    for state, details, expected in [
+        ("untrusted", {"issuer": "Pretend AI"}, "signed by Pretend AI (signer not verified)<"),
+        ("invalid", {"failures": ["x"]}, "· Content Credentials: do not verify<"),
+        ("none", {}, "Offline placeholder</small>"),
+    ]:
+        record(GeneratedImage.objects.get(), state, **details)
+        fresh = type(article).objects.get(pk=article.pk)  # no image cached on the instance
+        html = render('{% imagegen_disclosure a "hero" credentials=True %}', a=fresh)
+        assert expected in html
