@@ -540,3 +540,98 @@ def test_disclosure_states_what_the_credentials_say(article_with_credentials):
         fresh = type(article).objects.get(pk=article.pk)  # no image cached on the instance
         html = render('{% imagegen_disclosure a "hero" credentials=True %}', a=fresh)
         assert expected in html
+
+
+# --- imagegen_provenance -------------------------------------------------------------------
+
+
+def run_command(*args) -> tuple[str, str, str | None]:
+    """Run imagegen_provenance; return its output, errors and the CommandError text, if any."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("imagegen_provenance", *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return out.getvalue(), err.getvalue(), str(error)
+    return out.getvalue(), err.getvalue(), None
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_command_counts_and_lists_derivatives_that_lack_credentials(settings, chains, provider_png):
+    from imagegen.testing.credentials import settings_for
+
+    image = generate_from(settings, provider_png, TRUST_ANCHORS=chains["Pretend AI"].root_pem)
+    out, _err, failure = run_command()
+    assert failure is None
+    assert "Originals: 1 checked: 1 valid." in out
+    assert "Derived files: 2 checked: 2 without credentials." in out
+    assert "the provider's credential lives only in each original" in out
+    settings.IMAGEGEN = {
+        **settings.IMAGEGEN,
+        "CONTENT_CREDENTIALS": {
+            **settings.IMAGEGEN["CONTENT_CREDENTIALS"],
+            **settings_for(chains["Example Site"]),
+        },
+    }
+    out, _err, failure = run_command()
+    assert "2 derived file(s) lack the credentials their original has." in out
+    assert f"LACKING {image.derivatives[0]['name']} (image #{image.pk})" in out
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_command_exits_non_zero_on_an_invalid_file_and_names_it(settings, chains, provider_png):
+    from imagegen.testing.credentials import tampered
+
+    image = generate_from(settings, provider_png)
+    # The stored file is changed behind imagegen's back (a CDN "optimizer", a bad restore).
+    path = image.file.path
+    with open(path, "wb") as handle:
+        handle.write(tampered(provider_png))
+    out, _err, failure = run_command()
+    assert failure == "1 file(s) have invalid Content Credentials."
+    (line,) = [line for line in out.splitlines() if line.startswith("INVALID")]
+    assert line.startswith(f"INVALID {image.file.name} (image #{image.pk}): ")
+    assert "assertion.dataHash.mismatch" in line
+    image.refresh_from_db()
+    assert image.content_credentials == "untrusted"  # without --record the row is left alone
+    run_command("--record")
+    image.refresh_from_db()
+    assert image.content_credentials == "invalid"
+    assert "assertion.dataHash.mismatch" in image.credentials["failures"]
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_command_records_rows_stored_without_the_extra(settings, monkeypatch, provider_png):
+    with monkeypatch.context() as patch:
+        hide_c2pa(patch)
+        image = generate_from(settings, provider_png)
+    assert image.content_credentials == "not_checked"
+    out, _err, failure = run_command("--record", "--ids", str(image.pk), "-v", "2")
+    assert failure is None and "Recorded 1 changed row(s)." in out
+    assert f"untrusted signer     {image.file.name} (image #{image.pk}) Pretend AI" in out
+    image.refresh_from_db()
+    assert image.content_credentials == "untrusted"
+    assert image.credentials["issuer"] == "Pretend AI"
+
+
+@pytest.mark.django_db
+def test_command_without_the_extra_says_how_to_install_it(monkeypatch):
+    hide_c2pa(monkeypatch)
+    _out, _err, failure = run_command()
+    assert failure and provenance.INSTALL_HINT in failure
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_command_reports_missing_files(settings, provider_png):
+    image = generate_from(settings, provider_png)
+    image.file.storage.delete(image.file.name)
+    out, err, failure = run_command()
+    assert failure is None
+    assert f"MISSING {image.file.name} (image #{image.pk})" in err
+    assert "1 file(s) are missing from storage." in out
