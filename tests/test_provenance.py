@@ -21,6 +21,7 @@ from imagegen.checks import check_settings
 from imagegen.derivatives import FORMATS
 from imagegen.models import GeneratedImage, Status
 from imagegen.testing import OPENAI, MockAPI, fake_provider_settings, openai_image_response
+from imagegen.testing.credentials import make_chain, settings_for, signed_image, tampered
 from imagegen.types import CredentialState
 from tests.conftest import REQUIRE_SERVICES, png_bytes
 
@@ -51,16 +52,12 @@ def chains():
     """The pretend provider's chain, the site's, and a stranger's (nobody trusts it)."""
     if not provenance.is_available():
         pytest.skip("needs the c2pa extra")
-    from imagegen.testing.credentials import make_chain
-
     return {name: make_chain(name) for name in ("Pretend AI", "Example Site", "Stranger")}
 
 
 @pytest.fixture(scope="module")
 def provider_png(chains):
     """A PNG as the pretend provider serves it: a created-by-AI manifest, signed."""
-    from imagegen.testing.credentials import signed_image
-
     return signed_image(png_bytes(96, 64), "image/png", chains["Pretend AI"])
 
 
@@ -88,8 +85,6 @@ def stored(image: GeneratedImage, name: str) -> bytes:
 @needs_c2pa
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF"])
 def test_the_bindings_embed_in_every_format_imagegen_stores_or_derives(fmt, chains):
-    from imagegen.testing.credentials import signed_image
-
     mime = f"image/{fmt.lower()}"
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 120, 200)).save(buffer, format=fmt)
@@ -136,8 +131,6 @@ def test_read_untrusted_signer(settings, chains, provider_png):
 
 @needs_c2pa
 def test_read_tampered_image_is_invalid_with_the_hash_mismatch(settings, chains, provider_png):
-    from imagegen.testing.credentials import tampered
-
     settings.IMAGEGEN = {"CONTENT_CREDENTIALS": {"TRUST_ANCHORS": chains["Pretend AI"].root_pem}}
     found = provenance.read(tampered(provider_png), "image/png")
     assert found.state == CredentialState.INVALID
@@ -181,8 +174,6 @@ def test_generation_records_valid_credentials_of_the_original(settings, chains, 
 def test_generation_records_untrusted_invalid_and_missing(
     settings, chains, provider_png, case, state
 ):
-    from imagegen.testing.credentials import tampered
-
     content = {"untrusted": provider_png, "tampered": tampered(provider_png)}.get(
         case, png_bytes(96, 64)
     )
@@ -208,8 +199,6 @@ def test_generation_without_the_extra_records_not_checked(settings, monkeypatch)
 @needs_c2pa
 @pytest.mark.django_db
 def test_signed_derivatives_read_back_with_the_original_as_parent(settings, chains, provider_png):
-    from imagegen.testing.credentials import settings_for
-
     anchors = chains["Pretend AI"].root_pem + chains["Example Site"].root_pem
     image = generate_from(
         settings, provider_png, **settings_for(chains["Example Site"], TRUST_ANCHORS=anchors)
@@ -238,8 +227,6 @@ def test_signed_derivatives_read_back_with_the_original_as_parent(settings, chai
 @needs_c2pa
 @pytest.mark.django_db
 def test_ingredient_chain_of_a_derivative_from_an_untrusted_original(settings, chains):
-    from imagegen.testing.credentials import settings_for, signed_image
-
     stranger_png = signed_image(png_bytes(96, 64), "image/png", chains["Stranger"])
     anchors = chains["Example Site"].root_pem
     image = generate_from(
@@ -264,8 +251,6 @@ def test_ingredient_chain_of_a_derivative_from_an_untrusted_original(settings, c
 @needs_c2pa
 @pytest.mark.django_db
 def test_derivatives_of_an_original_without_a_manifest_are_signed_too(settings, chains):
-    from imagegen.testing.credentials import settings_for
-
     image = generate_from(settings, png_bytes(96, 64), **settings_for(chains["Example Site"]))
     assert image.content_credentials == CredentialState.NONE
     entry = image.derivatives[0]
@@ -383,8 +368,6 @@ def test_without_the_extra_a_signer_is_e031_and_http_providers_w030(settings, mo
 
 @needs_c2pa
 def test_configured_formats_that_cannot_carry_a_manifest_are_w031(settings, chains, monkeypatch):
-    from imagegen.testing.credentials import settings_for
-
     config = settings_for(chains["Example Site"])
     assert ids(settings, CONTENT_CREDENTIALS=config) == {}
     monkeypatch.setattr(provenance, "can_embed", lambda mime: mime != "image/avif")
@@ -561,8 +544,6 @@ def run_command(*args) -> tuple[str, str, str | None]:
 @needs_c2pa
 @pytest.mark.django_db
 def test_command_counts_and_lists_derivatives_that_lack_credentials(settings, chains, provider_png):
-    from imagegen.testing.credentials import settings_for
-
     image = generate_from(settings, provider_png, TRUST_ANCHORS=chains["Pretend AI"].root_pem)
     out, _err, failure = run_command()
     assert failure is None
@@ -584,8 +565,6 @@ def test_command_counts_and_lists_derivatives_that_lack_credentials(settings, ch
 @needs_c2pa
 @pytest.mark.django_db
 def test_command_exits_non_zero_on_an_invalid_file_and_names_it(settings, chains, provider_png):
-    from imagegen.testing.credentials import tampered
-
     image = generate_from(settings, provider_png)
     # The stored file is changed behind imagegen's back (a CDN "optimizer", a bad restore).
     path = image.file.path
@@ -635,3 +614,44 @@ def test_command_reports_missing_files(settings, provider_png):
     assert failure is None
     assert f"MISSING {image.file.name} (image #{image.pk})" in err
     assert "1 file(s) are missing from storage." in out
+
+
+# --- a downloading provider: the bytes (and their credentials) arrive untouched -------------
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_a_signed_image_downloaded_from_a_provider_cdn_keeps_its_credentials(
+    settings, chains, provider_png
+):
+    from imagegen.providers.replicate import ReplicateProvider
+    from tests.providers.conftest import MockAPI as ProviderAPI
+    from tests.providers.support import PollingHarness
+
+    harness = PollingHarness(ReplicateProvider, "flux", key="r8_test", fixtures="replicate")
+    body = dict(harness.fixture("prediction_schnell_succeeded.json"))
+    body["output"] = ["https://replicate.delivery/xezq/abc123/out-0.png"]
+    api = ProviderAPI().reply(201, json=body)
+    cdn = ProviderAPI().reply(content=provider_png)
+    from imagegen.providers import providers
+    from tests.providers.support import wire
+
+    settings.IMAGEGEN = {
+        **harness.pipeline_settings(api),
+        "DERIVATIVE_WIDTHS": [48],
+        "CONTENT_CREDENTIALS": settings_for(
+            chains["Example Site"],
+            TRUST_ANCHORS=chains["Pretend AI"].root_pem + chains["Example Site"].root_pem,
+        ),
+    }
+    wire(providers["flux"], cdn)  # downloads from the fake CDN, on a public address
+    generation = imagegen.generate(prompt="a red fox", provider="flux")
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    image = generation.images.get()
+    assert stored(image, image.file.name) == provider_png
+    assert image.content_credentials == CredentialState.VALID
+    assert image.credentials["issuer"] == "Pretend AI"
+    for entry in image.derivatives:
+        found = provenance.read(stored(image, entry["name"]), entry["mime_type"])
+        assert found.state == CredentialState.VALID
+        assert found.ingredients == (image.credentials["manifest"],)
