@@ -15,8 +15,9 @@ changes a file's pixels after signing, so its hash no longer matches::
         "CONTENT_CREDENTIALS": {"TRUST_ANCHORS": provider.root_pem},
     }
 
-Everything here needs the ``c2pa`` extra (its ``cryptography`` dependency too); nothing touches
-the network.
+Everything here needs the ``c2pa`` extra (its ``cryptography`` dependency too) and, unlike the
+rest of :mod:`imagegen.testing`, configured Django settings (signing goes through
+:func:`imagegen.provenance.sign`, which reads ``IMAGEGEN``); nothing touches the network.
 """
 
 from __future__ import annotations
