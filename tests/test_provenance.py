@@ -655,3 +655,23 @@ def test_a_signed_image_downloaded_from_a_provider_cdn_keeps_its_credentials(
         found = provenance.read(stored(image, entry["name"]), entry["mime_type"])
         assert found.state == CredentialState.VALID
         assert found.ingredients == (image.credentials["manifest"],)
+
+
+@needs_c2pa
+@pytest.mark.django_db
+def test_a_derivative_of_a_tampered_original_records_the_parent_failure(
+    settings, chains, provider_png
+):
+    image = generate_from(
+        settings,
+        tampered(provider_png),
+        **settings_for(chains["Example Site"], TRUST_ANCHORS=chains["Example Site"].root_pem),
+    )
+    assert image.content_credentials == CredentialState.INVALID
+    entry = image.derivatives[0]
+    c2pa = provenance.c2pa_module()
+    with c2pa.Reader(entry["mime_type"], io.BytesIO(stored(image, entry["name"]))) as reader:
+        (parent,) = reader.get_active_manifest()["ingredients"]
+    # The site's manifest says what it did; the parent's broken hash stays on record in it.
+    failures = parent["validation_results"]["activeManifest"]["failure"]
+    assert "assertion.dataHash.mismatch" in [failure["code"] for failure in failures]
