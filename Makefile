@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml example_project/requirements.txt | $(PY)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PIP) install -e '.[test,docs,s3,tasks,celery]'
+	$(PIP) install -e '.[test,docs,s3,tasks,celery,c2pa]'
 	@touch $@
 
 install: $(VENV)/.installed  ## Install the package (editable) and the example project's needs.

@@ -60,7 +60,7 @@ def main() -> None:
     with_placeholders = Store.derive
 
     def run_core(data: bytes) -> float:
-        Store.derive = lambda self, image: {}
+        Store.derive = lambda self, image, **kwargs: {}
         try:
             return run_imagegen(data)
         finally:

@@ -22,6 +22,10 @@ E021      ``TASK_RUNNER`` is Celery, which is not installed (the ``celery`` extr
 W020      ``TASK_OPTIONS["RATE_LIMITS"]`` are kept in a cache workers do not share
 W021      the Celery broker's ``visibility_timeout`` is not above ``TASK_OPTIONS["TIME_LIMIT"]``
 W013      ``DERIVATIVE_FORMATS`` asks for AVIF, which this Pillow cannot write
+E030      ``CONTENT_CREDENTIALS`` is malformed, or a certificate, key or anchor source is unreadable
+E031      ``CONTENT_CREDENTIALS`` configures signing or trust, but the ``c2pa`` extra is missing
+W030      an HTTP provider is configured and the ``c2pa`` extra is missing: no credentials are read
+W031      a signer is configured, but a ``DERIVATIVE_FORMATS`` type cannot carry a C2PA manifest
 W001      ``IMAGEGEN`` has an unknown key
 W010      a configured model is deprecated
 W011      a configured model shuts down within ``SHUTDOWN_WARNING_DAYS``
@@ -41,6 +45,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from PIL import features
 
+from imagegen import provenance
 from imagegen.catalog import shutdown_warning_days
 from imagegen.conf import DEFAULTS, imagegen_settings
 from imagegen.derivatives import FORMATS
@@ -49,6 +54,7 @@ from imagegen.pipeline.budgets import parse_caps
 from imagegen.presets import BUILTIN, build_preset
 from imagegen.pricing import price_from_dict
 from imagegen.providers import providers
+from imagegen.providers.http import HttpProvider
 from imagegen.runners import load_runner_class
 from imagegen.runners.options import check_task_options, task_options
 from imagegen.storage import UnavailableStorage, get_storage
@@ -70,7 +76,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="imagegen.W001",
             )
         )
-    aliases = _check_providers(messages)
+    aliases, remote = _check_providers(messages)
     _check_default(aliases, messages)
     _check_presets(aliases, messages)
     _check_runner(messages)
@@ -80,6 +86,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     _check_formats(messages)
     _check_derivatives(messages)
     _check_shutdown_days(messages)
+    _check_credentials(remote, messages)
     return messages
 
 
@@ -100,7 +107,9 @@ def _check_shutdown_days(messages: list) -> None:
         )
 
 
-def _check_providers(messages: list) -> set[str]:
+def _check_providers(messages: list) -> tuple[set[str], list[str]]:
+    """Check each alias; return the aliases and those whose provider is an HTTP API."""
+    remote: list[str] = []
     config = imagegen_settings.PROVIDERS
     if not isinstance(config, dict) or not config:
         messages.append(
@@ -110,7 +119,7 @@ def _check_providers(messages: list) -> set[str]:
                 id="imagegen.E001",
             )
         )
-        return set()
+        return set(), remote
     for alias, entry in config.items():
         where = f'IMAGEGEN["PROVIDERS"]["{alias}"]'
         if not isinstance(entry, dict) or "BACKEND" not in entry or set(entry) - PROVIDER_KEYS:
@@ -146,8 +155,10 @@ def _check_providers(messages: list) -> set[str]:
             continue
         messages.extend(provider.check())
         messages.extend(_check_lifecycle(where, provider))
+        if isinstance(provider, HttpProvider):
+            remote.append(alias)
         provider.close()
-    return set(config)
+    return set(config), remote
 
 
 def _check_lifecycle(where: str, provider) -> list[checks.CheckMessage]:
@@ -419,5 +430,61 @@ def _check_derivatives(messages: list) -> None:
                 hint="Install Pillow 11.2 or later from a wheel (it bundles libavif), "
                 'or remove "avif".',
                 id="imagegen.W013",
+            )
+        )
+
+
+def _check_credentials(remote: list[str], messages: list) -> None:
+    problems = provenance.check_options()
+    for problem in problems:
+        messages.append(
+            checks.Error(
+                f'IMAGEGEN["CONTENT_CREDENTIALS"] is invalid: {problem}.',
+                hint="See the Content Credentials section of the settings reference.",
+                id="imagegen.E030",
+            )
+        )
+    config = provenance.options()
+    if not provenance.is_available():
+        if provenance.signing_configured() or config.get("TRUST_ANCHORS"):
+            messages.append(
+                checks.Error(
+                    'IMAGEGEN["CONTENT_CREDENTIALS"] configures a signer or trust anchors, '
+                    "but the c2pa-python bindings are not installed.",
+                    hint=provenance.INSTALL_HINT,
+                    id="imagegen.E031",
+                )
+            )
+        elif remote:
+            # Only a site that calls real providers gets images that may carry credentials:
+            # the offline placeholder's never do, so a bare install stays free of warnings.
+            messages.append(
+                checks.Warning(
+                    f"Images from {', '.join(sorted(remote))} may carry C2PA Content "
+                    "Credentials, but the c2pa-python bindings are not installed: they are "
+                    'recorded as "not checked".',
+                    hint=provenance.INSTALL_HINT,
+                    id="imagegen.W030",
+                )
+            )
+        return
+    if problems or not provenance.signing_configured():
+        return
+    formats = imagegen_settings.DERIVATIVE_FORMATS
+    if not isinstance(formats, (list, tuple)):
+        return  # E013 reports it
+    bare = [
+        str(name)
+        for name in formats
+        if str(name).lower() in FORMATS and not provenance.can_embed(FORMATS[str(name).lower()][1])
+    ]
+    if bare and imagegen_settings.DERIVATIVE_WIDTHS:
+        messages.append(
+            checks.Warning(
+                f'IMAGEGEN["DERIVATIVE_FORMATS"] lists {", ".join(bare)}, which the installed '
+                "c2pa-python bindings cannot embed a manifest in: those files carry IPTC "
+                "metadata only, and the provider's credential only the original.",
+                hint="Use webp, avif or jpeg (each can carry a manifest), or upgrade c2pa-python.",
+                id="imagegen.W031",
             )
         )

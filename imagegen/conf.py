@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     # formats.
     "DERIVATIVE_WIDTHS": [480, 960, 1600],
     "DERIVATIVE_FORMATS": ["webp", "avif"],
+    # C2PA Content Credentials (the c2pa extra): the signer of derived files, the trust
+    # anchors originals are verified against, the verify page of the "cr" mark. Keys and
+    # sources: imagegen.provenance.SETTING_KEYS and load_pem().
+    "CONTENT_CREDENTIALS": {},
     # Template tags re-raise errors when this is true; None follows settings.DEBUG.
     "TEMPLATE_DEBUG": None,
     # Days before a configured model's announced shutdown date that the system check warns.

@@ -7,6 +7,10 @@ formats of ``IMAGEGEN["DERIVATIVE_FORMATS"]``. Each carries one XMP packet that 
 (IPTC Digital Source Type ``trainedAlgorithmicMedia``) and which software made it, and nothing
 else: no EXIF, no PNG text, no prompt.
 
+With a signer in ``IMAGEGEN["CONTENT_CREDENTIALS"]`` the pipeline then gives each file a signed
+C2PA manifest with the original as its parent (:func:`imagegen.provenance.sign_derived`); the
+XMP stays, for tools that read only IPTC.
+
 This runs in the worker, in :func:`imagegen.services.run_generation`, never during a request.
 """
 
@@ -57,10 +61,12 @@ class Derivative:
     format: str
     mime_type: str
     content: bytes
+    #: Whether ``content`` carries a C2PA manifest signed by the site (see imagegen.provenance).
+    signed: bool = False
 
     def record(self, name: str) -> dict[str, Any]:
         """Return the entry kept in ``GeneratedImage.derivatives`` once stored as ``name``."""
-        return {
+        entry = {
             "width": self.width,
             "height": self.height,
             "format": self.format,
@@ -68,6 +74,9 @@ class Derivative:
             "name": name,
             "bytes": len(self.content),
         }
+        if self.signed:
+            entry["signed"] = True
+        return entry
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from imagegen.storage import get_storage
-from imagegen.types import Spend
+from imagegen.types import CredentialState, Spend
 
 
 class Status(models.TextChoices):
@@ -43,6 +43,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.FILTERED, Status.CANCELED})
 #: Between the job ids of a split request's calls in ``Generation.provider_job_id``.
 JOB_SEPARATOR = ","
+
+
+class Credentials(models.TextChoices):
+    """What an image's C2PA Content Credentials say (the values of ``CredentialState``)."""
+
+    NOT_CHECKED = CredentialState.NOT_CHECKED.value, _("Not checked")
+    NONE = CredentialState.NONE.value, _("None")
+    VALID = CredentialState.VALID.value, _("Valid")
+    UNTRUSTED = CredentialState.UNTRUSTED.value, _("Valid, untrusted signer")
+    INVALID = CredentialState.INVALID.value, _("Invalid")
 
 
 class GenerationQuerySet(models.QuerySet):
@@ -294,6 +304,22 @@ class GeneratedImage(models.Model):
     )
     selected = models.BooleanField(
         _("selected"), default=False, help_text=_("Whether this image is set on its target field.")
+    )
+    content_credentials = models.CharField(
+        _("Content Credentials"),
+        max_length=16,
+        choices=Credentials.choices,
+        default=Credentials.NOT_CHECKED,
+        help_text=_("What the C2PA manifest of the original says, read when it was stored."),
+    )
+    credentials = models.JSONField(
+        _("Content Credentials details"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "claim_generator, signer, issuer, digital_source_type, actions, failures and "
+            "manifest of the original's active C2PA manifest."
+        ),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 

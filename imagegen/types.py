@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 #: Operations a provider may implement. ``generate`` is text-to-image.
@@ -112,3 +113,18 @@ class CallContext:
     on_job_accepted: Callable[[str], None] | None = None
     #: ``time.monotonic()`` value after which the provider must give up.
     deadline: float | None = None
+
+
+class CredentialState(StrEnum):
+    """What reading an image's C2PA Content Credentials found, as ``GeneratedImage`` records it."""
+
+    #: Not read: the ``c2pa`` extra is not installed, or the row is older than the reading.
+    NOT_CHECKED = "not_checked"
+    #: Read: the file carries no C2PA manifest.
+    NONE = "none"
+    #: A manifest whose signature, hashes and signer all check out against the trust anchors.
+    VALID = "valid"
+    #: A manifest that is intact, signed by a certificate that no configured anchor vouches for.
+    UNTRUSTED = "untrusted"
+    #: A manifest that fails validation: the file was changed, or the manifest is broken.
+    INVALID = "invalid"

@@ -139,10 +139,10 @@ def test_configured_storage_is_returned(settings):
     assert isinstance(get_storage(), FileSystemStorage)
 
 
-# Runs in a fresh interpreter with Celery and django-storages unimportable.
+# Runs in a fresh interpreter with Celery, django-storages and c2pa unimportable.
 WITHOUT_EXTRAS = """
 import sys
-for name in ("celery", "storages", "boto3", "kombu"):
+for name in ("celery", "storages", "boto3", "kombu", "c2pa"):
     sys.modules[name] = None
 
 import django
@@ -164,6 +164,7 @@ call_command("migrate", verbosity=0)
 generation = imagegen.generate(prompt="A lighthouse at dusk")
 assert generation.status == "succeeded", generation.status
 assert generation.images.get().file.size > 0
+assert generation.images.get().content_credentials == "not_checked"
 print("OK")
 """
 

@@ -34,7 +34,7 @@ SDIST_ONLY = [
     "docs/",
 ]
 #: The optional dependencies a bare ``pip install django-imagegen`` must not pull in.
-EXTRAS_ONLY = ["celery", "kombu", "billiard", "storages", "boto3"]
+EXTRAS_ONLY = ["celery", "kombu", "billiard", "storages", "boto3", "c2pa"]
 
 BARE_SETTINGS = """
 SECRET_KEY = "bare-install"

@@ -13,6 +13,7 @@ from django.utils.timezone import localtime
 from imagegen.models import FINISHED, GeneratedImage, Generation, Status
 from imagegen.money import format_cost
 from imagegen.pipeline.planning import params_of
+from imagegen.rendering.credentials import credentials_line
 
 #: Generations listed in a field's history panel.
 HISTORY_LIMIT = 20
@@ -111,6 +112,7 @@ def field_history(obj: models.Model, field: str) -> dict[str, Any]:
                         # Content-addressed files are shared by identical images, so the
                         # name alone would mark every copy; the selected flag picks one.
                         "current": image.selected and image.file.name == current,
+                        "credentials": credentials_line(image),
                     }
                     for image in generation.images.all()
                 ],

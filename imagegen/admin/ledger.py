@@ -21,6 +21,7 @@ from imagegen import services
 from imagegen.exceptions import BudgetExceeded
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
+from imagegen.rendering.credentials import credentials_line
 
 
 class GeneratedImageInline(admin.TabularInline):
@@ -31,11 +32,16 @@ class GeneratedImageInline(admin.TabularInline):
     can_delete = False
     fields = (
         "preview", "alt_text", "file", "width", "height", "mime_type", "bytes", "seed", "selected",
+        "credentials_line",
     )  # fmt: skip
     readonly_fields = tuple(f for f in fields if f != "alt_text")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("Content Credentials"))
+    def credentials_line(self, image: GeneratedImage) -> str:
+        return credentials_line(image)
 
     @admin.display(description=_("preview"))
     def preview(self, image: GeneratedImage) -> str:

@@ -1,14 +1,21 @@
-"""Storing a run's images: decode, save, derive, record and attach them, or undo it all.
+"""Storing a run's images: decode, save, read credentials, derive, record and attach them.
 
 A :class:`Store` does the writes of one run and remembers them: the files it created and the
 target field it set, so that :meth:`Store.undo` can take them back when the run fails, and
 :meth:`Store.delete_on_rollback` when the caller's transaction rolls back. :func:`attach`,
 :func:`mark_selected` and :func:`clear_selected` keep a field and the ledger's ``selected``
 flags in step, for runs and for editors alike.
+
+Content Credentials are handled here, in the run (the worker, with a queued runner), because
+the original's bytes are in memory only here: each original is read for a C2PA manifest
+(:func:`imagegen.provenance.read`) once it is saved, and with a signer configured each derived
+file is signed with the original as its parent before it is saved under its content name.
+Neither ever fails the run: a problem leaves the file as it was and a warning on the row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import Storage
 from django.db import models
 
-from imagegen import derivatives, images, lqip
+from imagegen import derivatives, images, lqip, provenance
 from imagegen.exceptions import ImagegenError
 from imagegen.models import GeneratedImage, Generation
 from imagegen.pipeline.cleanup import delete_on_rollback, delete_unreferenced
@@ -39,6 +46,8 @@ class StoredImage:
     name: str
     #: Derived files and placeholders: ``GeneratedImage`` field values.
     extras: dict[str, Any]
+    #: What the original's Content Credentials say.
+    credentials: provenance.Credentials = dataclasses.field(default_factory=provenance.Credentials)
 
 
 class Store:
@@ -76,11 +85,34 @@ class Store:
                 digest, name = content_name(output.content, info.mime_type)
                 name = self.save_file(name, output.content)
                 self.timed("storage_ms", started)
-                extras = self.derive(image)
+                credentials = self.read_credentials(output.content, info.mime_type)
+                extras = self.derive(image, original=output.content, original_type=info.mime_type)
             stored.append(
-                StoredImage(output=output, info=info, sha256=digest, name=name, extras=extras)
+                StoredImage(
+                    output=output,
+                    info=info,
+                    sha256=digest,
+                    name=name,
+                    extras=extras,
+                    credentials=credentials,
+                )
             )
         return stored
+
+    def read_credentials(self, content: bytes, mime_type: str) -> provenance.Credentials:
+        """Return what the C2PA manifest of a stored original says; never fail the run."""
+        started = time.monotonic()
+        try:
+            return provenance.read(content, mime_type)
+        except Exception as err:
+            logger.exception("imagegen: could not read Content Credentials")
+            self.warnings.append(
+                f"Content Credentials could not be read ({type(err).__name__}); "
+                "the image is recorded as not checked."
+            )
+            return provenance.Credentials()
+        finally:
+            self.timed("credentials_ms", started)
 
     def save_file(self, name: str, data: bytes) -> str:
         """Save ``data`` under its content name and return the name it got."""
@@ -99,11 +131,15 @@ class Store:
             self.created.append((self.storage, name))
         return name
 
-    def derive(self, decoded: Any) -> dict[str, Any]:
+    def derive(
+        self, decoded: Any, *, original: bytes = b"", original_type: str = ""
+    ) -> dict[str, Any]:
         """Make and save the derived files and placeholders of one stored original.
 
         A Pillow failure here keeps the original (it passed the checks and was paid for) and
-        leaves a warning; a storage failure fails the run like the original's would.
+        leaves a warning; a storage failure fails the run like the original's would. With a
+        signer configured and the ``original`` bytes given, each file is signed first
+        (:meth:`sign_derivatives`).
         """
         started = time.monotonic()
         try:
@@ -119,6 +155,8 @@ class Store:
             return {}
         finally:
             self.timed("derivatives_ms", started)
+        if made and original and provenance.signing_configured():
+            made = self.sign_derivatives(made, original, original_type, image.width)
         started = time.monotonic()
         records = []
         for derivative in made:
@@ -131,6 +169,48 @@ class Store:
             "lqip": placeholders.lqip,
             "thumbhash": placeholders.thumbhash,
         }
+
+    def sign_derivatives(
+        self,
+        made: list[derivatives.Derivative],
+        original: bytes,
+        original_type: str,
+        width: int,
+    ) -> list[derivatives.Derivative]:
+        """Return ``made`` with each file signed, the original as parent; unsigned on failure.
+
+        A file the signer cannot sign keeps its IPTC XMP and the run leaves a warning: the
+        derived files still serve, and ``imagegen_provenance`` lists them as unsigned.
+        """
+        started = time.monotonic()
+        signed = []
+        failed: Exception | None = None
+        for derivative in made:
+            if failed is None:
+                try:
+                    content = provenance.sign_derived(
+                        derivative.content,
+                        derivative.mime_type,
+                        original=original,
+                        original_type=original_type,
+                        resized=derivative.width != width,
+                        converted=derivative.mime_type != original_type,
+                    )
+                except Exception as err:
+                    # One failure (no extra, a bad key, a KMS outage) would repeat for every
+                    # file: stop signing this image's files, say so once.
+                    logger.exception("imagegen: could not sign a derived file")
+                    failed = err
+                else:
+                    derivative = dataclasses.replace(derivative, content=content, signed=True)
+            signed.append(derivative)
+        if failed is not None:
+            self.warnings.append(
+                f"Derived files could not be signed ({type(failed).__name__}); they carry "
+                "IPTC metadata only. See the server log."
+            )
+        self.timed("signing_ms", started)
+        return signed
 
     def save_images(
         self, generation: Generation, stored: list[StoredImage], target: Any = None
@@ -154,6 +234,8 @@ class Store:
                 seed=item.output.seed,
                 revised_prompt=item.output.revised_prompt or "",
                 alt_text=alt_text,
+                content_credentials=item.credentials.state,
+                credentials=item.credentials.details(),
                 **item.extras,
             )
             for item in stored

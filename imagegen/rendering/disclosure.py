@@ -18,6 +18,7 @@ from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
+from imagegen.rendering.credentials import credentials_statement
 from imagegen.rendering.picture import generated_image_for, image_field
 from imagegen.rendering.placeholder_svg import html_attrs
 
@@ -64,13 +65,19 @@ def disclosure_text(generation: Any) -> str:
 
 
 def render_disclosure(
-    context: Context, obj: models.Model, field_name: str, attrs: Mapping[str, Any]
+    context: Context,
+    obj: models.Model,
+    field_name: str,
+    attrs: Mapping[str, Any],
+    *,
+    credentials: bool = False,
 ) -> SafeString | str:
     """Return the label for ``obj.<field_name>``, rendered with :data:`DISCLOSURE_TEMPLATE`.
 
     ``context`` is the template context of the tag: the label renders with its engine, in a
     new context of its own. Returns ``""`` for an empty field or a file imagegen did not
-    generate (a plain upload).
+    generate (a plain upload). With ``credentials`` the template also gets
+    ``credentials_text``, what the image's Content Credentials say (often "").
     """
     image_field(obj, field_name)
     file = getattr(obj, field_name)
@@ -90,6 +97,7 @@ def render_disclosure(
         "attrs": flatatt(extra),
         "generation": generation,
         "image": generated,
+        "credentials_text": credentials_statement(generated) if credentials else "",
     }
     engine = context.template.engine if context.template is not None else Engine.get_default()
     rendered = engine.get_template(DISCLOSURE_TEMPLATE).render(context.new(values))

@@ -46,7 +46,9 @@ IMAGE_COLUMNS = (
     "lqip",
     "dominant_color",
     "selected",
+    "content_credentials",
     "derivatives",
+    "credentials",
 )
 #: Columns of its ``Generation``, in the order of :class:`GenerationRow`'s fields.
 GENERATION_COLUMNS = (
@@ -60,6 +62,7 @@ GENERATION_COLUMNS = (
 )
 _SPLIT = len(IMAGE_COLUMNS)
 _JSON = IMAGE_COLUMNS.index("derivatives")
+_CREDENTIALS = IMAGE_COLUMNS.index("credentials")
 
 
 class _Row:
@@ -142,7 +145,11 @@ class ImageRow(_Row):
     lqip: str
     dominant_color: str
     selected: bool
+    content_credentials: str
     derivatives: Any
+    #: The ``credentials`` column as JSON text: only the opt-in credentials output reads it
+    #: (:func:`imagegen.rendering.credentials.details_of` decodes it), so it is not decoded here.
+    credentials: Any
     generation: GenerationRow
     _db: str = field(default=DEFAULT_DB_ALIAS, repr=False)
     _instance: GeneratedImage | None = field(default=None, init=False, repr=False)
@@ -173,15 +180,20 @@ def fetch_rows(queryset: QuerySet) -> list[ImageRow]:
     for reading the rest of the row later.
     """
     db = queryset.db
-    # derivatives comes as its JSON text, decoded for all the rows at once below.
-    as_text = ExpressionWrapper(F("derivatives"), output_field=TextField())
-    columns = [as_text if column == "derivatives" else column for column in IMAGE_COLUMNS]
+    # The JSON columns come as their text: derivatives is decoded for all the rows at once
+    # below, credentials only if a tag asks for it.
+    columns = [
+        ExpressionWrapper(F(column), output_field=TextField())
+        if column in ("derivatives", "credentials")
+        else column
+        for column in IMAGE_COLUMNS
+    ]
     found = list(queryset.values_list(*columns, *GENERATION_COLUMNS))
     derivatives = decode_json([values[_JSON] for values in found])
     rows = []
     for values, decoded in zip(found, derivatives, strict=True):
         generation = GenerationRow(*values[_SPLIT:], db)
-        rows.append(ImageRow(*values[:_JSON], decoded, generation, db))
+        rows.append(ImageRow(*values[:_JSON], decoded, values[_CREDENTIALS], generation, db))
     return rows
 
 

@@ -3,16 +3,18 @@
 ``{% load imagegen %}`` gives:
 
 - ``{% imagegen_image obj "field" [sizes="..."] [lqip=False] [class="..."] [loading="lazy"]
-  [alt="..."] [fetchpriority="high"] %}``: a ``<picture>`` with an AVIF and a WebP
-  ``<source>`` built from the derived files, and the original as the ``<img>`` (``width``,
-  ``height``, ``alt``, ``loading="lazy"``, ``decoding="async"``), with the LQIP or dominant
-  colour as its background until it loads; the placeholder of the field's preset when the
-  field is empty.
+  [alt="..."] [fetchpriority="high"] [credentials=True] %}``: a ``<picture>`` with an AVIF and
+  a WebP ``<source>`` built from the derived files, and the original as the ``<img>``
+  (``width``, ``height``, ``alt``, ``loading="lazy"``, ``decoding="async"``), with the LQIP or
+  dominant colour as its background until it loads; the placeholder of the field's preset when
+  the field is empty. ``credentials=True`` (off by default) adds the "cr" mark, a link to a
+  Content Credentials verify page for the file, when the image has credentials.
 - ``{% imagegen_placeholder "hero" %}`` or ``{% imagegen_placeholder "1200x630" [text="..."]
   [color="#ddd"] [class="..."] %}``: an inline ``<svg>`` at the exact aspect ratio, never an
   external service.
-- ``{% imagegen_disclosure obj "field" [class="..."] %}``: a visible, translatable
-  "AI-generated image · Provider model" label; nothing for a file imagegen did not generate.
+- ``{% imagegen_disclosure obj "field" [class="..."] [credentials=True] %}``: a visible,
+  translatable "AI-generated image · Provider model" label; nothing for a file imagegen did
+  not generate. ``credentials=True`` adds what the image's Content Credentials say.
 
 All are simple tags, so ``... as var`` works. They read only the object passed in and the
 ``GeneratedImage`` row of its file (one query per object, none after
@@ -38,6 +40,7 @@ from django.utils.safestring import SafeString
 
 from imagegen.conf import imagegen_settings
 from imagegen.prefetch import PREFETCH_ATTR as PREFETCH_ATTR  # re-exported: published here first
+from imagegen.rendering import credentials as content_credentials
 from imagegen.rendering import disclosure, picture
 from imagegen.rendering.placeholder_svg import (
     DEFAULT_SPEC,
@@ -114,7 +117,12 @@ def imagegen_placeholder(
 
 
 def _image_fallback(
-    obj: Any = None, field_name: Any = "", *_options: Any, **attrs: Any
+    context: Any = None,
+    obj: Any = None,
+    field_name: Any = "",
+    *_options: Any,
+    credentials: Any = False,
+    **attrs: Any,
 ) -> SafeString:
     """Fallback of ``imagegen_image``: the placeholder of the field's preset."""
     label = attrs.get("alt") or None
@@ -123,19 +131,47 @@ def _image_fallback(
     )
 
 
-@register.simple_tag
+@register.simple_tag(takes_context=True)
 @_guarded(_image_fallback)
 def imagegen_image(
-    obj: Any, field_name: str, sizes: Any = None, lqip: Any = True, **attrs: Any
+    context: template.Context,
+    obj: Any,
+    field_name: str,
+    sizes: Any = None,
+    lqip: Any = True,
+    credentials: Any = False,
+    **attrs: Any,
 ) -> SafeString:
-    """Render ``obj.<field_name>`` as a responsive ``<picture>``; a placeholder when empty."""
+    """Render ``obj.<field_name>`` as a responsive ``<picture>``; a placeholder when empty.
+
+    With ``credentials=True`` an image with Content Credentials gets the "cr" mark after it,
+    both in a ``<span class="imagegen-credentials">``.
+    """
     info = picture.image_info(obj, field_name)
     if info is None:
         label = attrs.get("alt") or str(obj)
         return render_placeholder(
             field_preset(obj, field_name), label=label, attrs=safe_extras(attrs)
         )
-    return picture.render_picture(info, attrs, sizes=sizes, lqip=lqip)
+    html = picture.render_picture(info, attrs, sizes=sizes, lqip=lqip)
+    if not _on(credentials) or info.generated is None:
+        return html
+    if not content_credentials.has_credentials(info.generated):
+        return html
+    name = content_credentials.credentials_file(info.generated)
+    url = picture.url_function(picture.derivatives_storage())(name)
+    request = context.get("request")
+    if request is not None and hasattr(request, "build_absolute_uri"):
+        url = request.build_absolute_uri(url)
+    mark = content_credentials.render_mark(url)
+    return SafeString(f'<span class="imagegen-credentials">{html}{mark}</span>')
+
+
+def _on(flag: Any) -> bool:
+    """Return whether a tag's boolean option is on (``True``, ``"true"``, ``1``...)."""
+    if isinstance(flag, str):
+        return flag.strip().lower() not in {"", "0", "false", "no", "off", "none"}
+    return bool(flag)
 
 
 def _no_disclosure(*args: Any, **kwargs: Any) -> str:
@@ -146,10 +182,17 @@ def _no_disclosure(*args: Any, **kwargs: Any) -> str:
 @register.simple_tag(takes_context=True)
 @_guarded(_no_disclosure)
 def imagegen_disclosure(
-    context: template.Context, obj: Any, field_name: str, **attrs: Any
+    context: template.Context,
+    obj: Any,
+    field_name: str,
+    credentials: Any = False,
+    **attrs: Any,
 ) -> SafeString | str:
     """Render a visible "AI-generated" label for ``obj.<field_name>``.
 
     Renders nothing for an empty field or a file imagegen did not generate (a plain upload).
+    With ``credentials=True`` the label adds what the image's Content Credentials say.
     """
-    return disclosure.render_disclosure(context, obj, field_name, attrs)
+    return disclosure.render_disclosure(
+        context, obj, field_name, attrs, credentials=_on(credentials)
+    )

@@ -10,6 +10,8 @@ real provider runs its real request building, error mapping and parsing::
     settings.IMAGEGEN = {"PROVIDERS": {"default": fake_provider_settings(OPENAI, api)}}
 
 Nothing here needs pytest or Django settings; only ``httpx`` (and Pillow for :func:`png_bytes`).
+:mod:`imagegen.testing.credentials`, imported on its own, makes certificate chains and images
+with signed C2PA Content Credentials (it needs the ``c2pa`` extra).
 """
 
 from __future__ import annotations
