@@ -22,6 +22,7 @@ from django.utils import timezone
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import check_budget
 from imagegen.pipeline.leases import Lease
 from imagegen.pipeline.planning import Plan, make_plan
@@ -303,7 +304,8 @@ def cancel(generation: Generation, *, user: Any = None) -> bool:
     if generation.status != Status.QUEUED:
         return False
     by = f" by {user.get_username()}" if _named(user) else ""
-    won = generation.transition(
+    won = rollups.transition(  # the transition, counted in the rollups
+        generation,
         Status.CANCELED,
         finished_at=timezone.now(),
         error_code="canceled",

@@ -16,6 +16,7 @@ from django.db import models
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, check_budget
 from imagegen.pipeline.planning import Plan, make_plan
 
@@ -31,7 +32,7 @@ def record_request(
     plan = make_plan(**kwargs)
     warnings = list(plan.warnings) + check_budget(plan.estimated_cost, user)
     generation = build_row(plan, user=user, warnings=warnings, fallback_of=fallback_of)
-    generation.save(force_insert=True)
+    rollups.insert([generation])  # saves the row and counts it in the rollups, atomically
     return generation
 
 
@@ -68,7 +69,7 @@ def record_batch(
             continue
         rows.append((len(outcomes), build_row(plan, user=user, warnings=warnings, batch=batch)))
         outcomes.append((target, None))
-    Generation.objects.bulk_create([row for _, row in rows])
+    rollups.insert([row for _, row in rows])  # one bulk_create, counted in the rollups
     for index, row in rows:
         outcomes[index] = (outcomes[index][0], row)
     return outcomes

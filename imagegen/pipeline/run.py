@@ -27,6 +27,7 @@ from imagegen.exceptions import (
     RateLimited,
 )
 from imagegen.models import JOB_SEPARATOR, Generation, Status
+from imagegen.pipeline import rollups
 from imagegen.pipeline.leases import Heartbeat, Lease, LeaseLost, claim
 from imagegen.pipeline.planning import params_of
 from imagegen.pipeline.recording import record_request
@@ -264,7 +265,7 @@ def _finish(
         fields["error_message"] = str(error)[:2000]
     else:  # an earlier attempt's retryable error is history once the job succeeds
         fields["error_code"] = fields["error_message"] = ""
-    if not generation.transition(status, **fields):
+    if not rollups.transition(generation, status, **fields):  # counted in the rollups
         if status == Status.SUCCEEDED:  # roll back the images and the attached field
             raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
         return generation

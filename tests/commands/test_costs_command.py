@@ -14,6 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 
 from imagegen.models import GeneratedImage, Generation, Status
+from imagegen.pipeline import rollups
 from tests.testapp.models import Article
 
 UTC = datetime.UTC
@@ -52,6 +53,7 @@ def ledger_row(
             generation=generation, file=f"img/{generation.pk}-{n}.png", width=8, height=8,
             mime_type="image/png", bytes=10, sha256=f"{generation.pk:032d}{n:032d}",
         )  # fmt: skip
+    rollups.count_row(generation, images)  # as the pipeline would have counted it
     return generation
 
 
