@@ -29,7 +29,6 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from imagegen import models as models_
 from imagegen.models import GeneratedImage, Generation, ObjectSpend, SpendDay, Status
 
 #: The ending of a run counted in SpendDay, by the status it ends in.
@@ -146,23 +145,21 @@ def rebuild(apps: Any = None) -> tuple[int, int]:
     runs are counted from the rows' present status (the ledger keeps no history of endings).
     ``apps`` is a migration's app registry, whose historical models are used instead.
     """
-    Generation, GeneratedImage, SpendDay, ObjectSpend = (
-        (models_.Generation, models_.GeneratedImage, models_.SpendDay, models_.ObjectSpend)
+    names = ("Generation", "GeneratedImage", "SpendDay", "ObjectSpend")
+    ledger, images_, days_, objects_ = (
+        (Generation, GeneratedImage, SpendDay, ObjectSpend)
         if apps is None
-        else tuple(
-            apps.get_model("imagegen", name)
-            for name in ("Generation", "GeneratedImage", "SpendDay", "ObjectSpend")
-        )
+        else tuple(apps.get_model("imagegen", name) for name in names)
     )
     money = models.DecimalField(max_digits=16, decimal_places=6)
     zero = models.Value(ZERO, output_field=money)
     day = TruncDate("created_at", tzinfo=timezone.get_default_timezone())
     with transaction.atomic():
-        SpendDay.objects.all().delete()
-        ObjectSpend.objects.all().delete()
+        days_.objects.all().delete()
+        objects_.objects.all().delete()
         keys = ["day", "provider", "model", "preset", "created_by_id", "currency"]
         groups = (
-            Generation.objects.annotate(day=day)
+            ledger.objects.annotate(day=day)
             .values(*keys)
             .annotate(
                 generations=Count("pk"),
@@ -177,7 +174,7 @@ def rebuild(apps: Any = None) -> tuple[int, int]:
         )
         images = {
             (row["day"], *(row[f"generation__{k}"] for k in keys[1:])): row["n"]
-            for row in GeneratedImage.objects.annotate(
+            for row in images_.objects.annotate(
                 day=TruncDate("generation__created_at", tzinfo=timezone.get_default_timezone())
             )
             .values("day", *(f"generation__{k}" for k in keys[1:]))
@@ -188,7 +185,7 @@ def rebuild(apps: Any = None) -> tuple[int, int]:
         for row in groups:
             key = (row["day"], *(row[k] for k in keys[1:]))
             days.append(
-                SpendDay(
+                days_(
                     day=row["day"],
                     provider=row["provider"],
                     model=row["model"],
@@ -203,14 +200,14 @@ def rebuild(apps: Any = None) -> tuple[int, int]:
                     **{field: row[field] for field in ENDINGS.values()},
                 )
             )
-        SpendDay.objects.bulk_create(days, batch_size=1000)
+        days_.objects.bulk_create(days, batch_size=1000)
         objects = [
-            ObjectSpend(
+            objects_(
                 content_type_id=row["content_type_id"],
                 object_id=row["object_id"],
                 **{k: row[k] for k in ("generations", "estimated", "cost", "unconfirmed")},
             )
-            for row in Generation.objects.exclude(content_type=None)
+            for row in ledger.objects.exclude(content_type=None)
             .exclude(object_id="")
             .values("content_type_id", "object_id")
             .annotate(
@@ -221,7 +218,7 @@ def rebuild(apps: Any = None) -> tuple[int, int]:
             )
             .order_by()
         ]
-        ObjectSpend.objects.bulk_create(objects, batch_size=1000)
+        objects_.objects.bulk_create(objects, batch_size=1000)
     return len(days), len(objects)
 
 
