@@ -181,3 +181,17 @@ def test_empty_ledger_prints_zero_total(db) -> None:
 def test_bad_dates_are_command_errors(db, args: tuple[str, ...], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         costs(*args)
+
+
+@pytest.mark.parametrize("by", ["provider", "model", "month", "preset", "user"])
+def test_reports_by_provider_model_month_preset_or_user_read_the_rollup(ledger, by):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        report = json.loads(costs("--by", by, "--format", "json"))
+    assert report["total"] == {"generations": 4, "images": 5, "estimated_cost": "0.203000",
+                               "cost": "0.164000"}  # fmt: skip
+    # Not one query reads the ledger, however large it is.
+    assert not any('"imagegen_generation"' in q["sql"] for q in captured.captured_queries)
+    assert len(captured.captured_queries) <= 2
