@@ -9,6 +9,7 @@ rows on an index.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -17,12 +18,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from imagegen import services
+from imagegen.admin import dashboard
 from imagegen.admin.totals import (
     CountedPaginator,
     RollupValuesFilter,
@@ -218,6 +220,15 @@ class GenerationAdmin(admin.ModelAdmin):
     def unconfirmed_cost_display(self, generation: Generation) -> str:
         return format_cost(generation.unconfirmed_cost, generation.currency)
 
+    def get_urls(self) -> list[Any]:
+        # The spend dashboard lives under the ledger's URLs: /admin/imagegen/generation/spend/.
+        spend = path(
+            "spend/",
+            self.admin_site.admin_view(functools.partial(dashboard.spend_view, model_admin=self)),
+            name="imagegen_generation_spend",
+        )
+        return [spend, *super().get_urls()]
+
     def has_generate_image_permission(self, request: HttpRequest) -> bool:
         """Return whether the user may spend money on generations (the retry and cancel actions)."""
         return request.user.has_perm("imagegen.generate_image")
@@ -230,6 +241,9 @@ class GenerationAdmin(admin.ModelAdmin):
         if isinstance(response, TemplateResponse) and context and "cl" in context:
             context["ledger_total"] = ledger_total(context["cl"])
             context["ledger_dates"] = date_navigation(context["cl"])
+            context["spend_dashboard_url"] = reverse(
+                f"{self.admin_site.name}:imagegen_generation_spend"
+            )
         return response
 
     @admin.action(
