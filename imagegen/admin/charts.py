@@ -42,13 +42,18 @@ def _svg_open(width: int, height: int, title: str, desc: str) -> list[str]:
     return [
         f'<svg class="imagegen-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet" '
-        f'aria-labelledby="imagegen-chart-{n}-title imagegen-chart-{n}-desc">',
+        f'aria-labelledby="imagegen-chart-{n}-title" aria-describedby="imagegen-chart-{n}-desc">',
         f'<title id="imagegen-chart-{n}-title">{escape(title)}</title>',
         f'<desc id="imagegen-chart-{n}-desc">{escape(desc)}</desc>',
-        f'<defs><pattern id="imagegen-hatch-{n}" patternUnits="userSpaceOnUse" width="6" '
-        'height="6" patternTransform="rotate(45)"><rect width="6" height="6" '
-        'class="imagegen-hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" '
-        'class="imagegen-hatch-line"/></pattern></defs>',
+        "<defs>"
+        + "".join(
+            f'<pattern id="imagegen-hatch-{n}-{c}" patternUnits="userSpaceOnUse" width="6" '
+            'height="6" patternTransform="rotate(45)"><rect width="6" height="6" '
+            f'class="imagegen-hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" '
+            f'class="imagegen-hatch-line imagegen-stroke-{c}"/></pattern>'
+            for c in range(PALETTE)
+        )
+        + "</defs>",
     ], n
 
 
@@ -67,7 +72,11 @@ def _fill(series: Series, index: int, chart: int) -> str:
     colour = series.colour if series.colour is not None else index
     if series.hatched:
         # Inline style: the series' CSS class would win over a fill attribute.
-        return f'class="imagegen-hatched" style="fill: url(#imagegen-hatch-{chart})"'
+        c = colour % PALETTE
+        return (
+            f'class="imagegen-hatched imagegen-stroke-{c}" '
+            f'style="fill: url(#imagegen-hatch-{chart}-{c})"'
+        )
     return f'class="imagegen-series-{colour % PALETTE}"'
 
 
