@@ -20,9 +20,7 @@ from imagegen.conf import imagegen_settings
 #: Setting keys of the caps with one limit for every subject: key -> (kind, period).
 SETTING_CAPS = {
     "SITE_MONTHLY": ("site", "month"),
-    "SITE_DAILY": ("site", "day"),
     "USER_MONTHLY": ("user", "month"),
-    "USER_DAILY": ("user", "day"),
 }
 
 
@@ -54,8 +52,8 @@ class Cap:
 def budget_caps(budgets: dict[str, Any] | None = None) -> list[Cap]:
     """Return the caps ``budgets`` (default ``IMAGEGEN["BUDGETS"]``) defines, in setting order.
 
-    Today: ``SITE_MONTHLY``, ``SITE_DAILY``, ``USER_MONTHLY`` and ``USER_DAILY`` amounts. A key
-    this function does not know, or an amount that is not a number, is left out.
+    Today: the ``SITE_MONTHLY`` and ``USER_MONTHLY`` amounts. A key this function does not know
+    (``ACTION``, say), or an amount that is not a number, is left out.
     """
     budgets = imagegen_settings.BUDGETS if budgets is None else budgets
     caps = []
