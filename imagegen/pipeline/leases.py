@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from imagegen.exceptions import ImagegenError
 from imagegen.models import Generation, Status
+from imagegen.pipeline import rollups
 from imagegen.signals import announce
 
 logger = logging.getLogger("imagegen")
@@ -107,7 +108,11 @@ def recover_lost(
         )
         fields = {"status": Status.FAILED, "finished_at": now, "updated_at": now,
                   "error_code": "worker_lost", "error_message": message}  # fmt: skip
-        if stale.update(**fields):
+        with transaction.atomic():
+            lost = bool(stale.update(**fields))
+            if lost:  # rollups: a failed run, counted in the same transaction
+                rollups.ended(generation, Status.FAILED)
+        if lost:
             for name, value in fields.items():
                 setattr(generation, name, value)
             announce(generation)

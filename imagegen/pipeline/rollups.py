@@ -9,7 +9,8 @@ pipeline writes the ledger through this module at every point that changes a sum
 * :func:`transition` moves a row to a new status (``run._finish``, ``services.cancel``) and
   adds what that write changed: the charge of the run, unconfirmed charges, images, and a
   failed, filtered or canceled ending;
-* :func:`charged` adds a charge written outside a transition.
+* :func:`charged` adds a charge written outside a transition, and :func:`ended` an ending
+  (``leases.recover_lost`` failing a lost worker's row).
 
 Every change is an increment (``UPDATE ... SET cost = cost + %s``, or an insert of the key when
 it is new), so concurrent writers never lose each other's counts. :func:`rebuild` recomputes
@@ -118,6 +119,15 @@ def charged(generation: Generation, *, cost: Decimal = ZERO, unconfirmed: Decima
     Call it in the transaction of that write, with the amounts the write added.
     """
     _count_change(generation, cost=cost, unconfirmed=unconfirmed)
+
+
+def ended(generation: Generation, status: str) -> None:
+    """Count a run of ``generation`` that ended in ``status`` outside :func:`transition`.
+
+    For a status written by a plain UPDATE (a lost worker's row failed by the sweeper). Call it
+    in the transaction of that write.
+    """
+    _count_change(generation, ending=ENDINGS.get(status))
 
 
 def count_row(generation: Generation, images: int | None = None) -> None:

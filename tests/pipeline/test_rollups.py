@@ -164,3 +164,17 @@ def test_concurrent_charges_are_all_counted(db):
         thread.join()
     day = SpendDay.objects.get()
     assert (day.failed, day.cost) == (20, Decimal("0.2"))
+
+
+def test_a_lost_worker_that_used_up_its_attempts_counts_a_failed_run(db):
+    from imagegen.pipeline.leases import recover_lost
+
+    generation = Generation.objects.create(provider="p", model="m", prompt="x",
+                                           status=Status.RUNNING, attempts=3)  # fmt: skip
+    assert not recover_lost(generation, max_attempts=3)
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED
+    assert SpendDay.objects.get().failed == 1
+    # A second sweep finds the row failed already and counts nothing.
+    assert not recover_lost(Generation.objects.get(pk=generation.pk), max_attempts=3)
+    assert SpendDay.objects.get().failed == 1
