@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
@@ -62,15 +62,20 @@ def start_of(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(moment) if timezone.is_aware(timezone.now()) else moment
 
 
-def group_keys(by: str) -> tuple[dict[str, Any], list[str]]:
-    """Return the annotations and ``values()`` fields that define the groups for ``by``."""
+def group_keys(by: str, prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Return the annotations and ``values()`` fields that define the groups for ``by``.
+
+    ``prefix`` (``"generation__"``) groups a query over images by their generations' fields.
+    """
     if by == "month":
-        return {"month": TruncMonth("created_at")}, ["month"]
+        return {"month": TruncMonth(f"{prefix}created_at")}, ["month"]
     if by == "object":
-        return {}, ["content_type__app_label", "content_type__model", "object_id", "field_name"]
-    if by == "user":
-        return {}, ["created_by", f"created_by__{get_user_model().USERNAME_FIELD}"]
-    return {}, [by]
+        fields = ["content_type__app_label", "content_type__model", "object_id", "field_name"]
+    elif by == "user":
+        fields = ["created_by", f"created_by__{get_user_model().USERNAME_FIELD}"]
+    else:
+        fields = [by]
+    return {}, [f"{prefix}{field}" for field in fields]
 
 
 def label(by: str, values: dict[str, Any]) -> str:
@@ -159,40 +164,45 @@ class Command(BaseCommand):
         """Return one row per group, from a single aggregate query."""
         if not statuses and by != "object":
             return self.report_from_rollup(by, since, until)
-        qs = Generation.objects.all()
+        filters: dict[str, Any] = {}
         if since:
-            qs = qs.filter(created_at__gte=start_of(since))
+            filters["created_at__gte"] = start_of(since)
         if until:
-            qs = qs.filter(created_at__lt=start_of(until + datetime.timedelta(days=1)))
+            filters["created_at__lt"] = start_of(until + datetime.timedelta(days=1))
         if statuses:
-            qs = qs.filter(status__in=statuses)
-        # Images are counted in a subquery: joining them would repeat each generation's cost
-        # once per image inside Sum().
-        images = (
-            GeneratedImage.objects.filter(generation=OuterRef("pk"))
-            .order_by()
-            .values("generation")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
+            filters["status__in"] = statuses
         annotations, fields = group_keys(by)
         zero = Value(Decimal(0))
         groups = (
-            qs.annotate(**annotations)
+            Generation.objects.filter(**filters)
+            .annotate(**annotations)
             .values(*fields)
             .annotate(
                 generations=Count("pk"),
-                images=Sum(Coalesce(Subquery(images, output_field=IntegerField()), 0)),
                 estimated=Coalesce(Sum("estimated_cost"), zero),
                 actual=Coalesce(Sum("cost"), zero),
             )
             .order_by(*fields)  # also drops Meta.ordering, which would split the groups
         )
+        # Images are counted by a second query grouped the same way: joining them into the
+        # first would repeat each generation's cost once per image inside Sum(), and a
+        # subquery per generation row reads the images table once per row.
+        image_annotations, image_fields = group_keys(by, prefix="generation__")
+        images = {
+            tuple(values[f] for f in image_fields): values["n"]
+            for values in GeneratedImage.objects.filter(
+                **{f"generation__{lookup}": value for lookup, value in filters.items()}
+            )
+            .annotate(**image_annotations)
+            .values(*image_fields)
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
         rows = [
             Row(
                 group=label(by, values),
                 generations=values["generations"],
-                images=values["images"] or 0,
+                images=images.get(tuple(values[f] for f in fields), 0),
                 estimated_cost=Decimal(values["estimated"]),
                 cost=Decimal(values["actual"]),
             )
