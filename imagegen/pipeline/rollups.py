@@ -306,7 +306,8 @@ def _upsert(
         f"{qn(c)} = {table}.{qn(c)} + excluded.{qn(c)}" for c in columns[len(key_fields) :]
     )
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    items = list(changes.items())
+    # In key order: two batches locking overlapping keys in different orders could deadlock.
+    items = sorted(changes.items())
     with connection.cursor() as cursor:
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
