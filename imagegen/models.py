@@ -211,7 +211,13 @@ class Generation(models.Model):
             models.Index(
                 fields=["content_type", "object_id", "field_name"], name="imagegen_gen_target_idx"
             ),
-            models.Index(fields=["status", "created_at"], name="imagegen_gen_status_idx"),
+            # With the money columns, so that the ledger's total of one status (a filter the
+            # rollups do not answer) is read from the index alone on PostgreSQL.
+            models.Index(
+                fields=["status", "created_at"],
+                include=["currency", "cost", "estimated_cost", "unconfirmed_cost"],
+                name="imagegen_gen_status_idx",
+            ),
             models.Index(fields=["created_at"], name="imagegen_gen_created_idx"),
             models.Index(fields=["request_hash"], name="imagegen_gen_hash_idx"),
             # The ledger's filtered pages (newest first) and the per-user budget reads.

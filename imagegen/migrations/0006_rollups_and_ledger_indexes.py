@@ -90,5 +90,13 @@ class Migration(migrations.Migration):
             model_name='objectspend',
             constraint=models.UniqueConstraint(fields=('content_type', 'object_id'), name='imagegen_objectspend_uniq'),
         ),
+        migrations.RemoveIndex(
+            model_name='generation',
+            name='imagegen_gen_status_idx',
+        ),
+        migrations.AddIndex(
+            model_name='generation',
+            index=models.Index(fields=['status', 'created_at'], include=('currency', 'cost', 'estimated_cost', 'unconfirmed_cost'), name='imagegen_gen_status_idx'),
+        ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
