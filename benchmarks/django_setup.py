@@ -9,8 +9,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def setup(*, admin_urlconf: str | None = None, **imagegen) -> str:
+def setup(*, admin_urlconf: str | None = None, database: dict | None = None, **imagegen) -> str:
     """Configure settings, migrate a fresh database and return the temporary directory.
+
+    ``database`` replaces the SQLite file (a ``DATABASES["default"]`` dict, such as a private
+    PostgreSQL database the script created).
 
     With ``admin_urlconf`` (a module name), the project also gets what the admin needs to serve
     pages through the test client: the admin, sessions, messages and static files apps, their
@@ -64,7 +67,8 @@ def setup(*, admin_urlconf: str | None = None, **imagegen) -> str:
         USE_TZ=True,
         INSTALLED_APPS=apps,
         DATABASES={
-            "default": {
+            "default": database
+            or {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": os.path.join(workdir, "bench.sqlite3"),
             }

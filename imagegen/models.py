@@ -78,9 +78,14 @@ class GenerationQuerySet(models.QuerySet):
     def cost_subquery(self, model: type[models.Model]) -> Coalesce:
         """Return an expression for the total cost of each row of ``model``, for ``annotate()``.
 
-        It is a correlated subquery on the ledger's target index, so a changelist annotated
-        with it makes one query however many rows it shows.
+        On the whole ledger (``Generation.objects``) it reads the per-object rollup
+        (:class:`ObjectSpend`): one index lookup per row, so sorting a changelist by it stays
+        fast at millions of ledger rows. On a filtered queryset it is a correlated subquery on
+        the ledger's target index. Either way a changelist annotated with it makes one query
+        however many rows it shows.
         """
+        if not self.query.has_filters():
+            return ObjectSpend.objects.cost_subquery(model)
         ct = ContentType.objects.get_for_model(model)
         per_object = (
             self.filter(content_type=ct, object_id=Cast(OuterRef("pk"), models.CharField()))
@@ -225,9 +230,19 @@ class Generation(models.Model):
             models.Index(
                 fields=["content_type", "object_id", "field_name"], name="imagegen_gen_target_idx"
             ),
-            models.Index(fields=["status", "created_at"], name="imagegen_gen_status_idx"),
+            # With the money columns, so that the ledger's total of one status (a filter the
+            # rollups do not answer) is read from the index alone on PostgreSQL.
+            models.Index(
+                fields=["status", "created_at"],
+                include=["currency", "cost", "estimated_cost", "unconfirmed_cost"],
+                name="imagegen_gen_status_idx",
+            ),
             models.Index(fields=["created_at"], name="imagegen_gen_created_idx"),
             models.Index(fields=["request_hash"], name="imagegen_gen_hash_idx"),
+            # The ledger's filtered pages (newest first) and the per-user budget reads.
+            models.Index(fields=["created_by", "created_at"], name="imagegen_gen_user_idx"),
+            models.Index(fields=["provider", "created_at"], name="imagegen_gen_provider_idx"),
+            models.Index(fields=["model", "created_at"], name="imagegen_gen_model_idx"),
         ]
 
     def __str__(self) -> str:
@@ -370,7 +385,7 @@ class BudgetUse(models.Model):
     the ledger grows.
     """
 
-    #: The cap, such as ``"site:month"``, ``"user:12:day"`` or ``"provider:openai:month"``.
+    #: The cap, such as ``"site::month"``, ``"user:12:day"`` or ``"provider:openai:month"``.
     cap = models.CharField(_("cap"), max_length=200)
     #: The first day of the period (the day, or the first of the month) in the site's time zone.
     period_start = models.DateField(_("period start"))
@@ -407,3 +422,95 @@ class BudgetUse(models.Model):
     def used(self) -> Decimal:
         """Return what counts against the cap: spent, unconfirmed and reserved."""
         return self.spent + self.unconfirmed + self.reserved
+
+
+def _money(verbose_name: Any) -> models.DecimalField:
+    return models.DecimalField(verbose_name, max_digits=16, decimal_places=6, default=Decimal(0))
+
+
+class SpendDay(models.Model):
+    """One day of the ledger, summed per provider, model, preset, user and currency.
+
+    A rollup kept by :mod:`imagegen.pipeline.rollups` in the same transaction as every write
+    that changes a sum (a row recorded, a run finished, a row canceled), so the spend
+    dashboard, ``imagegen_costs`` and the ledger's totals read a few hundred rows instead of
+    the whole ledger. The counts of runs (``failed``, ``filtered``, ``canceled``) count
+    endings, so a row that failed, was retried and failed again counts twice.
+    """
+
+    #: The day the generation was created, in the site's time zone (``TIME_ZONE``).
+    day = models.DateField(_("day"))
+    provider = models.CharField(_("provider alias"), max_length=100)
+    model = models.CharField(_("model"), max_length=200, blank=True, default="")
+    preset = models.CharField(_("preset"), max_length=50, blank=True, default="")
+    #: The id of the user who asked, 0 for none: a plain number, so that a user's deletion
+    #: cannot merge two rows of the unique key.
+    user_id = models.BigIntegerField(_("user id"), default=0)
+    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    generations = models.PositiveIntegerField(_("generations"), default=0)
+    images = models.PositiveIntegerField(_("images"), default=0)
+    failed = models.PositiveIntegerField(_("failed runs"), default=0)
+    filtered = models.PositiveIntegerField(_("filtered runs"), default=0)
+    canceled = models.PositiveIntegerField(_("canceled"), default=0)
+    estimated = _money(_("estimated cost"))
+    cost = _money(_("cost"))
+    unconfirmed = _money(_("unconfirmed cost"))
+
+    class Meta:
+        verbose_name = _("day of spend")
+        verbose_name_plural = _("days of spend")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "model", "preset", "user_id", "currency"],
+                name="imagegen_spendday_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}"
+
+
+class ObjectSpendQuerySet(models.QuerySet):
+    """Queries over the per-object totals."""
+
+    def cost_subquery(self, model: type[models.Model]) -> Coalesce:
+        """Return an expression for the total cost of each row of ``model``, for ``annotate()``.
+
+        One lookup on the unique ``(content_type, object_id)`` index per row, however many
+        ledger rows the object has.
+        """
+        ct = ContentType.objects.get_for_model(model)
+        total = self.filter(
+            content_type=ct, object_id=Cast(OuterRef("pk"), models.CharField())
+        ).values("cost")[:1]
+        money = models.DecimalField(max_digits=16, decimal_places=6)
+        return Coalesce(Subquery(total, output_field=money), Value(Decimal(0)), output_field=money)
+
+
+class ObjectSpend(models.Model):
+    """What the generations made for one object have cost so far: the "AI spend" rollup."""
+
+    content_type = models.ForeignKey(
+        ContentType, verbose_name=_("target type"), on_delete=models.CASCADE, related_name="+"
+    )
+    object_id = models.CharField(_("target id"), max_length=64)
+    generations = models.PositiveIntegerField(_("generations"), default=0)
+    estimated = _money(_("estimated cost"))
+    cost = _money(_("cost"))
+    unconfirmed = _money(_("unconfirmed cost"))
+
+    objects = ObjectSpendQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("object's spend")
+        verbose_name_plural = _("objects' spend")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id"], name="imagegen_objectspend_uniq"
+            )
+        ]
+        # The dashboard's "top objects" reads the largest totals first.
+        indexes = [models.Index(fields=["-cost"], name="imagegen_objspend_cost_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id}"

@@ -22,6 +22,7 @@ from django.utils import timezone
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, settle
 from imagegen.pipeline.leases import Lease
 from imagegen.pipeline.planning import Plan, make_plan
@@ -312,7 +313,8 @@ def cancel(generation: Generation, *, user: Any = None) -> bool:
     by = f" by {user.get_username()}" if _named(user) else ""
     held = generation.reservation
     with transaction.atomic():
-        won = generation.transition(
+        won = rollups.transition(  # the transition, counted in the rollups
+            generation,
             Status.CANCELED,
             finished_at=timezone.now(),
             error_code="canceled",

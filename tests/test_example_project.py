@@ -85,12 +85,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def test_demo_generates_every_image_offline(project: Project) -> None:
     lines = project.first_run.splitlines()
-    generated = [line for line in lines if ": generated (placeholder, $0.000000)" in line]
+    generated = [line for line in lines if ": generated (placeholder, $0.00)" in line]
     assert len(generated) == DEMO_OBJECTS, project.first_run
     assert any(line.startswith("Article '") for line in generated)
     assert any(line.startswith("Product '") for line in generated)
     assert any(line.startswith("Story '") for line in generated)
-    assert lines[-1] == f"Generated {DEMO_OBJECTS} images; total cost $0.000000"
+    assert lines[-1] == f"Generated {DEMO_OBJECTS} images; total cost $0.00"
     files = [path for path in _media_files(project.media) if path.suffix == ".png"]
     assert len(files) == DEMO_OBJECTS
     assert all(path.stat().st_size > 0 for path in files)
@@ -139,7 +139,7 @@ def test_demo_has_an_editor_who_may_generate_but_is_no_superuser(project: Projec
 
 def test_regenerate_generates_again(project: Project) -> None:
     out = project.manage("imagegen_demo", "--regenerate").stdout
-    assert out.splitlines()[-1] == f"Generated {DEMO_OBJECTS} images; total cost $0.000000"
+    assert out.splitlines()[-1] == f"Generated {DEMO_OBJECTS} images; total cost $0.00"
 
 
 def test_check_passes_and_migrations_are_current(project: Project) -> None:

@@ -1,23 +1,36 @@
 """Admin for the ledger: every generation with its target, status, cost and images.
 
 The changelist shows the total cost of the filtered rows; editors with the
-``imagegen.generate_image`` permission can retry failed rows and cancel queued ones.
+``imagegen.generate_image`` permission can retry failed rows and cancel queued ones. It stays
+fast at millions of rows: the count, the total, the sidebar's value lists and the date
+navigation come from the rollups (:mod:`imagegen.admin.totals`), and each page reads its own
+rows on an index.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from imagegen import services
+from imagegen.admin import dashboard
+from imagegen.admin.totals import (
+    CountedPaginator,
+    RollupValuesFilter,
+    date_navigation,
+    sums_of,
+)
 from imagegen.exceptions import BudgetExceeded
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
@@ -30,11 +43,14 @@ class GeneratedImageInline(admin.TabularInline):
     model = GeneratedImage
     extra = 0
     can_delete = False
+    # One column per fact, each short: the file's name once (as a link), its size and type on
+    # one line, "Selected" in words where the image is the target's (not a column of icons),
+    # and what its Content Credentials say.
     fields = (
-        "preview", "alt_text", "file", "width", "height", "mime_type", "bytes", "seed", "selected",
-        "credentials_line",
+        "preview", "alt_text", "file_link", "details", "seed", "selected_mark", "credentials_line",
     )  # fmt: skip
     readonly_fields = tuple(f for f in fields if f != "alt_text")
+    classes = ["imagegen-images"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -46,6 +62,32 @@ class GeneratedImageInline(admin.TabularInline):
     @admin.display(description=_("preview"))
     def preview(self, image: GeneratedImage) -> str:
         return _thumbnail(image, large=True)
+
+    @admin.display(description=_("file"))
+    def file_link(self, image: GeneratedImage) -> str:
+        if not image.file:
+            return "—"
+        name = image.file.name
+        return format_html(
+            '<a href="{}" title="{}">{}</a>', image.file.url, name, os.path.basename(name)
+        )
+
+    @admin.display(description=_("details"))
+    def details(self, image: GeneratedImage) -> str:
+        return gettext("%(width)d x %(height)d px, %(type)s, %(size)s") % {
+            "width": image.width,
+            "height": image.height,
+            "type": image.mime_type,
+            "size": filesizeformat(image.bytes),
+        }
+
+    @admin.display(description=pgettext_lazy("image", "selected"))
+    def selected_mark(self, image: GeneratedImage) -> str:
+        if not image.selected:
+            return ""
+        return format_html(
+            '<strong class="imagegen-selected">{}</strong>', pgettext_lazy("image", "Selected")
+        )
 
 
 def _thumbnail(image: GeneratedImage | None, large: bool = False) -> str:
@@ -79,29 +121,54 @@ class GenerationAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_display_links = ("thumbnail", "id")
-    list_filter = ("status", "provider", "model", "preset", "created_at")
+    # The value lists come from the rollup, not a DISTINCT over the ledger.
+    list_filter = (
+        "status",
+        ("provider", RollupValuesFilter),
+        ("model", RollupValuesFilter),
+        ("preset", RollupValuesFilter),
+        "created_at",
+    )
     search_fields = ("prompt",)
-    date_hierarchy = "created_at"
+    # The date navigation is drawn from the rollup (change_list.html, date_navigation()): the
+    # admin's date_hierarchy reads DISTINCT years, months or days from the whole ledger.
+    date_hierarchy = None
     list_select_related = ("content_type", "created_by")
+    # The filtered count comes with the total (sums_of()); the unfiltered count is not needed.
+    show_full_result_count = False
     inlines = [GeneratedImageInline]
     actions = ["retry_generations", "cancel_generations"]
 
     class Media:
         css = {"all": ["imagegen/admin.css"]}
 
-    readonly_fields = [f.name for f in Generation._meta.fields] + ["target_link"]
+    readonly_fields = [f.name for f in Generation._meta.fields] + [
+        "target_link", "estimated_cost_display", "cost_display", "unconfirmed_cost_display",
+    ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("status", "target_link", "field_name", "preset", "provider",
                            "backend", "model", "created_by")}),
         (_("Request"), {"fields": ("prompt", "negative_prompt", "params", "count")}),
-        (_("Cost"), {"fields": ("estimated_cost", "cost", "currency", "usage")}),
+        (_("Cost"), {"fields": ("estimated_cost_display", "cost_display",
+                                "unconfirmed_cost_display", "usage")}),
         (_("Outcome"), {"fields": ("provider_job_id", "error_code", "error_message",
                                    "warnings", "attempts", "timings", "request_hash")}),
         (_("Times"), {"fields": ("created_at", "started_at", "finished_at", "updated_at")}),
     )  # fmt: skip
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("images")
+        # "target" fetches the targets for their names: one query per model on the page.
+        return super().get_queryset(request).prefetch_related("images", "target")
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        """Return a paginator whose count comes with the ledger total, in one query."""
+        return CountedPaginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            sums=sums_of(request, queryset),
+        )
 
     def has_add_permission(self, request) -> bool:
         # Rows are written by the pipeline only; a hand-made row would be a false record.
@@ -119,19 +186,56 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("target"))
     def target_link(self, generation: Generation) -> str:
+        """Return the target's name linked to its change page (its type and id if deleted)."""
         if not generation.content_type_id:
             return "—"
         ct = generation.content_type
-        label = f"{ct.app_label}.{ct.model} #{generation.object_id}"
+        target = generation.target
+        if target is None:  # deleted since
+            return gettext("%(type)s #%(id)s (deleted)") % {
+                "type": ct.name,
+                "id": generation.object_id,
+            }
+        label = str(target)
         try:
-            url = reverse(f"admin:{ct.app_label}_{ct.model}_change", args=[generation.object_id])
+            url = reverse(
+                f"{self.admin_site.name}:{ct.app_label}_{ct.model}_change",
+                args=[generation.object_id],
+            )
         except NoReverseMatch:
             return label
         return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.display(description=_("cost"), ordering="cost")
     def cost_display(self, generation: Generation) -> str:
-        return format_cost(generation.cost, generation.currency)
+        """Return the cost with its currency, and unconfirmed charges apart when there are any."""
+        cost = format_cost(generation.cost, generation.currency)
+        if not generation.unconfirmed_cost:
+            return cost
+        unconfirmed = format_cost(generation.unconfirmed_cost, generation.currency)
+        return format_html(
+            '{} <span class="imagegen-unconfirmed" title="{}">+ {}</span>',
+            cost,
+            gettext("Probably billed: the outcome of a call is unknown."),
+            gettext("%(amount)s unconfirmed") % {"amount": unconfirmed},
+        )
+
+    @admin.display(description=_("estimated cost"))
+    def estimated_cost_display(self, generation: Generation) -> str:
+        return format_cost(generation.estimated_cost, generation.currency)
+
+    @admin.display(description=_("unconfirmed cost"))
+    def unconfirmed_cost_display(self, generation: Generation) -> str:
+        return format_cost(generation.unconfirmed_cost, generation.currency)
+
+    def get_urls(self) -> list[Any]:
+        # The spend dashboard lives under the ledger's URLs: /admin/imagegen/generation/spend/.
+        spend = path(
+            "spend/",
+            self.admin_site.admin_view(functools.partial(dashboard.spend_view, model_admin=self)),
+            name="imagegen_generation_spend",
+        )
+        return [spend, *super().get_urls()]
 
     def has_generate_image_permission(self, request: HttpRequest) -> bool:
         """Return whether the user may spend money on generations (the retry and cancel actions)."""
@@ -144,6 +248,10 @@ class GenerationAdmin(admin.ModelAdmin):
         context = getattr(response, "context_data", None)
         if isinstance(response, TemplateResponse) and context and "cl" in context:
             context["ledger_total"] = ledger_total(context["cl"])
+            context["ledger_dates"] = date_navigation(context["cl"])
+            context["spend_dashboard_url"] = reverse(
+                f"{self.admin_site.name}:imagegen_generation_spend"
+            )
         return response
 
     @admin.action(
@@ -221,23 +329,19 @@ class GenerationAdmin(admin.ModelAdmin):
 
 
 def ledger_total(changelist: Any) -> dict[str, Any]:
-    """Return the count and the summed cost and estimate of a changelist's filtered rows.
+    """Return the count and the summed cost, estimate and unconfirmed cost of the filtered rows.
 
-    The sums come from one query over ``changelist.queryset``, which has the filters, the
-    search and the date drill-down applied but not the pagination, so they cover every
-    matching row, not just the page. Rows in different currencies are summed apart.
+    The sums cover every row that matches the filters, the search and the date drill-down, not
+    just the page. They were read with the count (:func:`~imagegen.admin.totals.sums_of`), from
+    the rollup when the filters allow. Rows in different currencies are summed apart.
     """
-    sums = (
-        changelist.queryset.order_by()
-        .values("currency")
-        .annotate(cost=Sum("cost"), estimated=Sum("estimated_cost"))
-        .order_by("currency")
-    )
-    sums = list(sums) or [{"currency": "USD", "cost": None, "estimated": None}]
+    paginator = getattr(changelist, "paginator", None)
+    sums = getattr(paginator, "sums", None)
+    if sums is None:  # a changelist paginated some other way
+        sums = sums_of(None, changelist.queryset)
     return {
-        "count": changelist.result_count,
-        "cost": " + ".join(format_cost(row["cost"] or 0, row["currency"]) for row in sums),
-        "estimated": " + ".join(
-            format_cost(row["estimated"] or 0, row["currency"]) for row in sums
-        ),
+        "count": sums.count,
+        "cost": sums.formatted("cost"),
+        "estimated": sums.formatted("estimated"),
+        "unconfirmed": sums.formatted("unconfirmed") if sums.has_unconfirmed else "",
     }

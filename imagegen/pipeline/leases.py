@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from imagegen.exceptions import ImagegenError
 from imagegen.models import Generation, Status
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import settle
 from imagegen.signals import announce
 
@@ -117,6 +118,10 @@ def recover_lost(
             won = bool(stale.update(**fields))
             if won:
                 settle(held, unconfirmed=unconfirmed)
+                # The rollups: a failed run, and the charge it probably made.
+                rollups.ended(generation, Status.FAILED)
+                if unconfirmed:
+                    rollups.charged(generation, unconfirmed=unconfirmed)
         if won:
             for name, value in fields.items():
                 setattr(generation, name, value)

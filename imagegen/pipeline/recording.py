@@ -17,6 +17,7 @@ from django.db import models, transaction
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
 from imagegen.models import Generation
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, Reservation
 from imagegen.pipeline.planning import Plan, make_plan
 
@@ -36,7 +37,7 @@ def record_request(
             plan.estimated_cost, preset=_preset(plan), provider=plan.provider.alias
         )
         generation = build_row(plan, user=user, reservation=reservation, fallback_of=fallback_of)
-        generation.save(force_insert=True)
+        rollups.insert([generation])  # saves the row and counts it in the rollups
     return generation
 
 
@@ -91,7 +92,7 @@ def record_batch(
             (index, build_row(plan, user=user, reservation=reservation, batch=batch))
             for (index, plan), reservation in zip(plans, reservations, strict=False)
         ]
-        Generation.objects.bulk_create([row for _, row in rows])
+        rollups.insert([row for _, row in rows])  # one bulk_create, counted in the rollups
     for index, row in rows:
         outcomes[index] = (outcomes[index][0], row)
     return outcomes

@@ -28,6 +28,7 @@ from imagegen.exceptions import (
 )
 from imagegen.models import JOB_SEPARATOR, Generation, Status
 from imagegen.money import format_cost
+from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import settle
 from imagegen.pipeline.leases import Heartbeat, Lease, LeaseLost, claim
 from imagegen.pipeline.planning import params_of
@@ -312,7 +313,7 @@ def _finish(
     else:  # an earlier attempt's retryable error is history once the job succeeds
         fields["error_code"] = fields["error_message"] = ""
     with transaction.atomic():
-        if not generation.transition(status, **fields):
+        if not rollups.transition(generation, status, **fields):  # counted in the rollups
             if status == Status.SUCCEEDED:  # roll back the images and the attached field
                 raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
             return generation

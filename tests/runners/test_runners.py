@@ -667,13 +667,21 @@ def many_articles(count: int) -> list[Article]:
     return list(Article.objects.order_by("pk"))
 
 
+#: What counting a batch in the rollups adds to its INSERTs, inside a test's transaction: a
+#: savepoint, one upsert of the daily rollup, one of the per-object rollup, and the release.
+ROLLUP_QUERIES = 4
+
+
 def inserts_per_batch(batch: int) -> int:
-    """Return the INSERT statements bulk_create needs for ``batch`` rows on this database."""
+    """Return the statements recording a batch of ``batch`` rows makes on this database.
+
+    The INSERTs ``bulk_create`` needs, and the rollups' ``ROLLUP_QUERIES``.
+    """
     from django.db import connection
 
     fields = [f for f in Generation._meta.concrete_fields if not f.primary_key]
     per_query = connection.ops.bulk_batch_size(fields, [Generation()] * batch) or batch
-    return -(-batch // per_query)
+    return -(-batch // per_query) + ROLLUP_QUERIES
 
 
 def test_generate_many_queues_a_thousand_objects_in_constant_queries_per_batch(
@@ -684,7 +692,8 @@ def test_generate_many_queues_a_thousand_objects_in_constant_queries_per_batch(
     articles = many_articles(1000)
     per_batch = inserts_per_batch(100)
     ContentType.objects.clear_cache()
-    # One batch: its INSERTs, and the content type the first time this process sees the model.
+    # One batch: its INSERTs and rollups, and the content type the first time this process
+    # sees the model.
     with django_assert_num_queries(per_batch + 1):
         first = services.generate_many(articles[:100], "hero", batch_size=100)
     with django_assert_num_queries(9 * per_batch):  # nothing per object
@@ -784,7 +793,7 @@ def test_the_generate_command_queues_in_batches(queued, django_assert_max_num_qu
     out = io.StringIO()
     batches = -(-990 // services.BULK_BATCH)
     # A count, the keyset pages of objects (500 each, and the empty last one), and each
-    # batch's INSERTs: nothing per object.
+    # batch's INSERTs and rollups: nothing per object.
     with django_assert_max_num_queries(1 + 3 + batches * inserts_per_batch(services.BULK_BATCH)):
         call_command("imagegen_generate", "testapp.Article", "hero", "--missing", stdout=out)
     assert "Processing 990 Article objects." in out.getvalue()

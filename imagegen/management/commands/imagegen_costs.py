@@ -1,4 +1,9 @@
-"""``imagegen_costs``: spend from the Generation ledger, grouped by provider, model, month, etc."""
+"""``imagegen_costs``: spend from the Generation ledger, grouped by provider, model, month, etc.
+
+Reports by provider, model, month, preset or user read the daily rollup
+(:class:`~imagegen.models.SpendDay`), a few thousand rows at any ledger size; a report by object,
+or one restricted to some statuses, reads the ledger itself.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from imagegen.management.output import amount, table
-from imagegen.models import GeneratedImage, Generation, Status
+from imagegen.models import GeneratedImage, Generation, SpendDay, Status
 
 GROUPINGS = ("provider", "model", "month", "object", "preset", "user")
 FORMATS = ("table", "csv", "json")
@@ -57,15 +62,20 @@ def start_of(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(moment) if timezone.is_aware(timezone.now()) else moment
 
 
-def group_keys(by: str) -> tuple[dict[str, Any], list[str]]:
-    """Return the annotations and ``values()`` fields that define the groups for ``by``."""
+def group_keys(by: str, prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Return the annotations and ``values()`` fields that define the groups for ``by``.
+
+    ``prefix`` (``"generation__"``) groups a query over images by their generations' fields.
+    """
     if by == "month":
-        return {"month": TruncMonth("created_at")}, ["month"]
+        return {"month": TruncMonth(f"{prefix}created_at")}, ["month"]
     if by == "object":
-        return {}, ["content_type__app_label", "content_type__model", "object_id", "field_name"]
-    if by == "user":
-        return {}, ["created_by", f"created_by__{get_user_model().USERNAME_FIELD}"]
-    return {}, [by]
+        fields = ["content_type__app_label", "content_type__model", "object_id", "field_name"]
+    elif by == "user":
+        fields = ["created_by", f"created_by__{get_user_model().USERNAME_FIELD}"]
+    else:
+        fields = [by]
+    return {}, [f"{prefix}{field}" for field in fields]
 
 
 def label(by: str, values: dict[str, Any]) -> str:
@@ -152,40 +162,47 @@ class Command(BaseCommand):
         statuses: list[str],
     ) -> list[Row]:
         """Return one row per group, from a single aggregate query."""
-        qs = Generation.objects.all()
+        if not statuses and by != "object":
+            return self.report_from_rollup(by, since, until)
+        filters: dict[str, Any] = {}
         if since:
-            qs = qs.filter(created_at__gte=start_of(since))
+            filters["created_at__gte"] = start_of(since)
         if until:
-            qs = qs.filter(created_at__lt=start_of(until + datetime.timedelta(days=1)))
+            filters["created_at__lt"] = start_of(until + datetime.timedelta(days=1))
         if statuses:
-            qs = qs.filter(status__in=statuses)
-        # Images are counted in a subquery: joining them would repeat each generation's cost
-        # once per image inside Sum().
-        images = (
-            GeneratedImage.objects.filter(generation=OuterRef("pk"))
-            .order_by()
-            .values("generation")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
+            filters["status__in"] = statuses
         annotations, fields = group_keys(by)
         zero = Value(Decimal(0))
         groups = (
-            qs.annotate(**annotations)
+            Generation.objects.filter(**filters)
+            .annotate(**annotations)
             .values(*fields)
             .annotate(
                 generations=Count("pk"),
-                images=Sum(Coalesce(Subquery(images, output_field=IntegerField()), 0)),
                 estimated=Coalesce(Sum("estimated_cost"), zero),
                 actual=Coalesce(Sum("cost"), zero),
             )
             .order_by(*fields)  # also drops Meta.ordering, which would split the groups
         )
+        # Images are counted by a second query grouped the same way: joining them into the
+        # first would repeat each generation's cost once per image inside Sum(), and a
+        # subquery per generation row reads the images table once per row.
+        image_annotations, image_fields = group_keys(by, prefix="generation__")
+        images = {
+            tuple(values[f] for f in image_fields): values["n"]
+            for values in GeneratedImage.objects.filter(
+                **{f"generation__{lookup}": value for lookup, value in filters.items()}
+            )
+            .annotate(**image_annotations)
+            .values(*image_fields)
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
         rows = [
             Row(
                 group=label(by, values),
                 generations=values["generations"],
-                images=values["images"] or 0,
+                images=images.get(tuple(values[f] for f in fields), 0),
                 estimated_cost=Decimal(values["estimated"]),
                 cost=Decimal(values["actual"]),
             )
@@ -193,6 +210,59 @@ class Command(BaseCommand):
         ]
         if by == "object":
             rows.sort(key=lambda row: natural(row.group))
+        return rows
+
+    def report_from_rollup(
+        self, by: str, since: datetime.date | None, until: datetime.date | None
+    ) -> list[Row]:
+        """Return one row per group from the daily rollup (one query, two for users' names).
+
+        Its days are days of ``TIME_ZONE``, as ``--since`` and ``--until`` are.
+        """
+        qs = SpendDay.objects.all()
+        if since:
+            qs = qs.filter(day__gte=since)
+        if until:
+            qs = qs.filter(day__lte=until)
+        key = {"month": "month", "user": "user_id"}.get(by, by)
+        annotations = {"month": TruncMonth("day")} if by == "month" else {}
+        zero = Value(Decimal(0))
+        groups = list(
+            qs.annotate(**annotations)
+            .values(key)
+            .annotate(
+                generations=Coalesce(Sum("generations"), 0),
+                images=Coalesce(Sum("images"), 0),
+                estimated=Coalesce(Sum("estimated"), zero),
+                actual=Coalesce(Sum("cost"), zero),
+            )
+            .order_by(key)
+        )
+        names: dict[int, str] = {}
+        if by == "user":
+            users = get_user_model()
+            ids = [values["user_id"] for values in groups if values["user_id"]]
+            names = {user.pk: str(user.get_username()) for user in users.objects.filter(pk__in=ids)}
+        rows = []
+        for values in groups:
+            if by == "user":
+                user_id = values["user_id"]
+                group = names.get(user_id, f"#{user_id}") if user_id else "(no user)"
+            elif by == "month":
+                group = values["month"].strftime("%Y-%m")
+            else:
+                group = values[by] or "(none)"
+            rows.append(
+                Row(
+                    group=group,
+                    generations=values["generations"],
+                    images=values["images"],
+                    estimated_cost=Decimal(values["estimated"]),
+                    cost=Decimal(values["actual"]),
+                )
+            )
+        if by == "user":  # as the ledger report sorts: by user id, which the names hide
+            rows.sort(key=lambda row: (row.group == "(no user)", row.group))
         return rows
 
     def write_table(self, by: str, rows: list[Row], total: Row) -> None:

@@ -15,6 +15,7 @@ from django.utils.text import Truncator
 import imagegen
 from demo.models import Article, Product, Story
 from imagegen.exceptions import ImagegenError
+from imagegen.money import format_cost
 
 #: What the demo's "Editors" group may do in imagegen: generate, and read the ledger.
 EDITOR_IMAGEGEN_PERMISSIONS = ("generate_image", "view_generation")
@@ -154,7 +155,7 @@ class Command(BaseCommand):
             generated += ok
             failed += not ok
             total += cost
-        summary = f"Generated {generated} images; total cost ${total:.6f}"
+        summary = f"Generated {generated} images; total cost {format_cost(total)}"
         if failed:
             summary += f"; {failed} failed"
         style = self.style.WARNING if failed else self.style.SUCCESS
@@ -211,7 +212,9 @@ class Command(BaseCommand):
             return False, Decimal(0)
         cost = generation.cost or Decimal(0)
         if generation.status == "succeeded":
-            self.stdout.write(f"{label}: generated ({generation.model}, ${cost:.6f})")
+            self.stdout.write(
+                f"{label}: generated ({generation.model}, {format_cost(cost, generation.currency)})"
+            )
             return True, cost
         if generation.status == "queued":
             # A queue runner (Celery, Django Tasks) finishes the job in a worker.
