@@ -8,6 +8,7 @@ Rows come back ``queued``: handing them to a runner is the caller's job.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,9 @@ def record_request(
     written.
     """
     plan = make_plan(**kwargs)
-    with transaction.atomic():
-        reservation = Budget(user).reserve(
+    budget = Budget(user)
+    with _with_caps(budget):
+        reservation = budget.reserve(
             plan.estimated_cost, preset=_preset(plan), provider=plan.provider.alias
         )
         generation = build_row(plan, user=user, reservation=reservation, fallback_of=fallback_of)
@@ -72,7 +74,7 @@ def record_batch(
         plans.append((len(outcomes), plan))
         outcomes.append((target, None))
     budget = Budget(user)
-    with transaction.atomic():
+    with _with_caps(budget):
         requests = [(p.estimated_cost, _preset(p), p.provider.alias) for _, p in plans]
         reservations = budget.reserve_all(requests)
         if reservations is None:  # the whole batch does not fit: reserve the part that does
@@ -96,6 +98,12 @@ def record_batch(
     for index, row in rows:
         outcomes[index] = (outcomes[index][0], row)
     return outcomes
+
+
+def _with_caps(budget: Budget) -> Any:
+    """Return a transaction for rows and their reservations; none is needed without caps."""
+    # The rows' own insert is atomic already; reservations must commit or roll back with it.
+    return transaction.atomic() if budget.caps else contextlib.nullcontext()
 
 
 def _preset(plan: Plan) -> str:

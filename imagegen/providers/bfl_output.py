@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from imagegen.catalog.bfl import CREDIT_PRICE
-from imagegen.exceptions import ContentRejected, InvalidResponse, ProviderError
+from imagegen.exceptions import ContentRejected, ImagegenError, InvalidResponse, ProviderError
 from imagegen.pricing import money
 from imagegen.providers.http.errors import sentence
 from imagegen.providers.http.outputs import FORMAT_MIME, as_int, as_number, image_output
@@ -54,9 +54,14 @@ def task_result(
     if not isinstance(sample, str) or not sample:
         message = f"Black Forest Labs reported task {task_id} ready without a result.sample."
         raise provider.fail(InvalidResponse, "no_images", message)
-    content = fetch_sample(provider, sample, task_id, context)
-    output = image_output(content, FORMAT_MIME.get(fmt, ""), seed=as_int(result.get("seed")))
+    # The task is ready, so Black Forest Labs has billed it: a refused download keeps the charge.
     usage, cost, warnings = task_cost(task, submitted)
+    try:
+        content = fetch_sample(provider, sample, task_id, context)
+    except ImagegenError as err:
+        err.charged(cost, usage)
+        raise
+    output = image_output(content, FORMAT_MIME.get(fmt, ""), seed=as_int(result.get("seed")))
     model = request.model or provider.model
     return ImageResult(
         images=(output,), model=model, cost=cost, usage=usage, job_id=job, warnings=warnings

@@ -21,7 +21,7 @@ import httpx
 
 from imagegen.catalog.google import IMAGE_SIZES
 from imagegen.exceptions import ModelUnavailable, ProviderError, UnsupportedRequest
-from imagegen.providers.google_output import parse_gemini, parse_imagen, usage_from
+from imagegen.providers.google_output import answer_usage, parse_gemini, parse_imagen, usage_from
 from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import ApiError, json_body, parse_retry_after
 from imagegen.providers.http.inputs import b64, present
@@ -94,12 +94,18 @@ class GoogleProvider(HttpProvider):
         imagen = model.startswith("imagen-")
         body = self.imagen_body(request, model) if imagen else self.gemini_body(request, model)
         path = f"/models/{quote(model, safe='')}:{'predict' if imagen else 'generateContent'}"
-        try:
-            response = self.request("POST", path, json=body, deadline=context.deadline)
-        except ModelUnavailable as err:
-            raise self.retired_model(model, err, today=datetime.date.today()) from err
+
+        def send() -> httpx.Response:
+            try:
+                return self.request("POST", path, json=body, deadline=context.deadline)
+            except ModelUnavailable as err:
+                raise self.retired_model(model, err, today=datetime.date.today()) from err
+
         parse = parse_imagen if imagen else parse_gemini
-        return parse(self, request, response)
+        # Google bills a call it answers 200: an answer refused after that keeps its charge.
+        return self.billed_call(
+            send, lambda response: parse(self, request, response), usage=answer_usage
+        )
 
     def image_size_for(self, request: ImageRequest, model: str) -> str | None:
         """Return the image size to send: the request's, else the OPTION's, if the model has it."""

@@ -22,7 +22,7 @@ from imagegen.types import ImageOutput, ImageRequest, ImageResult
 if TYPE_CHECKING:
     from imagegen.providers.google import GoogleProvider
 
-__all__ = ["parse_gemini", "parse_imagen", "usage_from"]
+__all__ = ["answer_usage", "parse_gemini", "parse_imagen", "usage_from"]
 
 # §4.6: finish reasons meaning the safety system withheld the image, or that the model drew
 # nothing; either way only a changed prompt helps.
@@ -114,6 +114,12 @@ def _no_image(provider: GoogleProvider, reasons: list[str], said: str) -> Provid
     why = f" (finish reason {reasons[0]})" if reasons and reasons[0] else ""
     message = sentence(f"Google answered without an image{why}", provider.quote(said))
     return provider.fail(InvalidResponse, "no_images", message)
+
+
+def answer_usage(response: httpx.Response) -> dict[str, Any]:
+    """Return the token counts of an answer whose images were refused."""
+    body = response.json()
+    return usage_from(body.get("usageMetadata")) if isinstance(body, dict) else {}
 
 
 def usage_from(raw: Any) -> dict[str, int]:

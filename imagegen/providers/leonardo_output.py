@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from imagegen.exceptions import InvalidResponse
+from imagegen.exceptions import ImagegenError, InvalidResponse
 from imagegen.pricing import money
 from imagegen.providers.http.outputs import as_int, as_number, dicts
 from imagegen.types import CallContext, ImageRequest, ImageResult
@@ -47,7 +47,6 @@ def generation_result(
         raise provider.fail(InvalidResponse, "no_images", message)
     seed = as_int(generation.get("seed"))
     urls = _urls(provider, kept, job_id)
-    images = provider.download_images(urls, context, fallback="image/jpeg", seed=seed)
     usage: dict[str, Any] = {}
     number = as_number(credits)
     if number is not None:
@@ -61,6 +60,12 @@ def generation_result(
             "Leonardo.Ai's credit cost is only in the create answer, which this resumed job "
             "does not have; the cost is the catalog estimate."
         )
+    # The generation completed, so Leonardo.Ai has billed it: a refused download keeps the charge.
+    try:
+        images = provider.download_images(urls, context, fallback="image/jpeg", seed=seed)
+    except ImagegenError as err:
+        err.charged(cost, usage)
+        raise
     return ImageResult(
         images=tuple(images),
         model=request.model or provider.model,

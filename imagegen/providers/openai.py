@@ -116,29 +116,27 @@ class OpenAIProvider(HttpProvider):
 
     def _generate(self, request: ImageRequest, context: CallContext) -> ImageResult:
         fields = self.fields(request)
-        try:
-            if request.operation == "generate":
-                response = self.request(
-                    "POST", "/images/generations", json=fields, deadline=context.deadline
-                )
-            else:
+
+        def send() -> httpx.Response:
+            try:
+                if request.operation == "generate":
+                    return self.request(
+                        "POST", "/images/generations", json=fields, deadline=context.deadline
+                    )
                 data, files = self.edit_parts(request, fields)
-                response = self.request(
+                return self.request(
                     "POST", "/images/edits", data=data, files=files, deadline=context.deadline
                 )
-        except ModelUnavailable as err:
-            today = datetime.date.today()
-            raise self.retired_model(request.model or self.model, err, today=today) from err
-        except InvalidResponse as err:
-            if err.status_code is not None and 200 <= err.status_code < 300:
-                err.charged()  # billed; the answer was refused unread
-            raise
-        try:
-            return self.parse_result(request, response)
-        except ProviderError as err:
-            # OpenAI billed the call when it answered 200: keep the charge its usage reports.
-            err.charged(usage=usage_from(answer_usage(response)))
-            raise
+            except ModelUnavailable as err:
+                today = datetime.date.today()
+                raise self.retired_model(request.model or self.model, err, today=today) from err
+
+        # OpenAI bills a call it answers 200: an answer refused after that keeps its charge.
+        return self.billed_call(
+            send,
+            lambda response: self.parse_result(request, response),
+            usage=lambda response: usage_from(answer_usage(response)),
+        )
 
     def fields(self, request: ImageRequest) -> dict[str, Any]:
         """Return the API fields for ``request``: its own, the OPTIONS defaults, then ``extra``."""
@@ -238,10 +236,7 @@ class OpenAIProvider(HttpProvider):
 
 def answer_usage(response: httpx.Response) -> Any:
     """Return the ``usage`` of an answer whose images were refused, or None if unreadable."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
+    body = response.json()
     return body.get("usage") if isinstance(body, dict) else None
 
 

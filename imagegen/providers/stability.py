@@ -144,12 +144,16 @@ class StabilityProvider(JobProvider):
 
             job_id = self.checked_job_id(self.submit_or_resume(context, submit))
             response = self.poll(job_id, context)
-        else:
-            response = self.request(
+            return self.parse_result(request, endpoint, response, job_id, warnings)
+        # Stability bills a call it answers 200: an answer refused after that keeps its charge.
+        return self.billed_call(
+            lambda: self.request(
                 "POST", path, data=data, files=files, headers=headers, deadline=context.deadline
-            )
-            job_id = response.headers.get("x-request-id")
-        return self.parse_result(request, endpoint, response, job_id, warnings)
+            ),
+            lambda response: self.parse_result(
+                request, endpoint, response, response.headers.get("x-request-id"), warnings
+            ),
+        )
 
     def poll(self, job_id: str, context: CallContext) -> httpx.Response:
         """Poll ``GET /v2beta/results/{job_id}`` until it is no longer 202 (§1.3); return that."""

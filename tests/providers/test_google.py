@@ -635,7 +635,9 @@ def test_pipeline_hero_succeeds_with_cost_from_usage(settings, mock_api) -> None
 
 
 @pytest.mark.django_db
-def test_pipeline_fails_uncharged_on_a_safety_refusal(settings, mock_api) -> None:
+def test_pipeline_fails_on_a_safety_refusal_billed_for_the_reported_tokens(
+    settings, mock_api
+) -> None:
     GOOGLE.configure(settings, mock_api, api_key="k-test")
     mock_api.reply(json=fixture("finish_image_safety.json"))
     generation = imagegen.generate(prompt="something refused", provider="google")
@@ -643,6 +645,8 @@ def test_pipeline_fails_uncharged_on_a_safety_refusal(settings, mock_api) -> Non
     assert generation.status == "failed"
     assert generation.error_code == "content_rejected"
     assert "IMAGE_SAFETY" in generation.error_message
-    assert generation.cost is None
+    # usageMetadata reports the 14 prompt tokens Google billed, and no output: a tiny charge.
+    assert Decimal(0) < generation.cost < Decimal("0.0001")
+    assert generation.unconfirmed_cost == 0
     assert not generation.images.exists()
     assert media_files(settings) == []

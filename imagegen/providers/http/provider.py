@@ -32,6 +32,7 @@ from django.core import checks
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import (
+    ContentRejected,
     ImagegenConfigurationError,
     ImagegenError,
     InvalidResponse,
@@ -410,6 +411,40 @@ class HttpProvider(BaseProvider):
         )
 
     # Reading answers -----------------------------------------------------------------------
+
+    def billed_call(
+        self,
+        send: Callable[[], httpx.Response],
+        read: Callable[[httpx.Response], T],
+        *,
+        usage: Callable[[httpx.Response], Mapping[str, Any]] | None = None,
+    ) -> T:
+        """Make a call the provider bills when it answers 2xx, and read the answer.
+
+        An answer refused after the provider billed it keeps the charge on its error
+        (:meth:`~imagegen.exceptions.ImagegenError.charged`): the usage the answer reports, when
+        ``usage`` can read it, so the cost is priced as for an accepted answer; otherwise none,
+        and the ledger records the call's estimate as an unconfirmed charge. A safety refusal
+        that reports no usage is taken as not billed.
+        """
+        try:
+            response = send()
+        except InvalidResponse as err:
+            if err.status_code is not None and 200 <= err.status_code < 300:
+                err.charged()  # billed; the answer was refused unread (too large, undecodable)
+            raise
+        try:
+            return read(response)
+        except ImagegenError as err:
+            try:
+                reported = dict(usage(response)) if usage is not None else {}
+            except (ValueError, TypeError, AttributeError):
+                reported = {}
+            # A safety refusal is billed for what its usage reports, if anything; any other
+            # answer refused after a 2xx was billed, at its reported usage or its estimate.
+            if reported or not isinstance(err, ContentRejected):
+                err.charged(usage=reported)
+            raise
 
     def json_object(self, response: httpx.Response) -> dict[str, Any]:
         """Return the JSON object in ``response``'s body, or raise ``InvalidResponse``."""
