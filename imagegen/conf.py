@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "DERIVATIVE_FORMATS": ["webp", "avif"],
     # Template tags re-raise errors when this is true; None follows settings.DEBUG.
     "TEMPLATE_DEBUG": None,
+    # imagegen.contrib.wagtail: collection, tags, title length and alt text field of the
+    # Wagtail images it makes; the keys and their defaults are in that app's conf module.
+    "WAGTAIL": {},
 }
 
 _cache_clearers: list[Callable[[], None]] = []

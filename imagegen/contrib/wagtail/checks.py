@@ -1,0 +1,30 @@
+"""System checks of the Wagtail integration; each message has an id and a hint.
+
+``imagegen_wagtail.W001``: the app comes after ``wagtail.images`` in ``INSTALLED_APPS``, so
+Wagtail's chooser template wins over this app's and the chooser has no "Generate" tab.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+APP = "imagegen.contrib.wagtail"
+
+
+@checks.register("imagegen")
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn when the chooser template of ``wagtail.images`` would be found before this app's."""
+    apps = list(settings.INSTALLED_APPS)
+    if APP in apps and "wagtail.images" in apps and apps.index(APP) > apps.index("wagtail.images"):
+        return [
+            checks.Warning(
+                "imagegen.contrib.wagtail comes after wagtail.images in INSTALLED_APPS, so "
+                'the image chooser has no "Generate" tab.',
+                hint='Put "imagegen.contrib.wagtail" before "wagtail.images".',
+                id="imagegen_wagtail.W001",
+            )
+        ]
+    return []
