@@ -6,6 +6,7 @@ Wagtail's chooser template wins over this app's and the chooser has no "Generate
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,12 @@ APP = "imagegen.contrib.wagtail"
 @checks.register("imagegen")
 def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn when the chooser template of ``wagtail.images`` would be found before this app's."""
-    apps = list(settings.INSTALLED_APPS)
+    return app_order_warnings(settings.INSTALLED_APPS)
+
+
+def app_order_warnings(installed_apps: Sequence[str]) -> list[checks.CheckMessage]:
+    """Return the W001 warning if ``installed_apps`` lists this app after ``wagtail.images``."""
+    apps = list(installed_apps)
     if APP in apps and "wagtail.images" in apps and apps.index(APP) > apps.index("wagtail.images"):
         return [
             checks.Warning(
