@@ -27,3 +27,4 @@ ROOT_URLCONF = "tests.urls_wagtail"
 WAGTAIL_SITE_NAME = "imagegen tests"
 WAGTAILADMIN_BASE_URL = "http://testserver"
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+WAGTAIL_GRAVATAR_PROVIDER_URL = None  # no requests outside the test server

@@ -1,0 +1,84 @@
+"""An editor generates an image from the chooser inside a StreamField block and publishes it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from tests.browser.conftest import screenshot
+from tests.contrib.wagtail.browser.conftest import wagtail_login
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def live_article(transactional_db):
+    from wagtail.models import Page, Site
+    from wagtail_demo.models import ArticlePage, HomePage
+
+    root = Page.get_first_root_node()
+    home = root.add_child(instance=HomePage(title="Home", slug="imagegen-home"))
+    site = Site.objects.get(is_default_site=True)
+    site.root_page = home
+    site.save()
+    article = home.add_child(instance=ArticlePage(title="A lighthouse at dawn", summary="waves"))
+    article.save_revision().publish()
+    return article
+
+
+@pytest.fixture
+def wagtail_editor(django_user_model):
+    """An editor who may generate and publish (Wagtail's Editors submit for moderation)."""
+    user = django_user_model.objects.create_user("editor", "editor@example.com", "pw")
+    user.groups.add(Group.objects.get(name="Editors"), Group.objects.get(name="Moderators"))
+    user.user_permissions.add(Permission.objects.get(codename="generate_image"))
+    return user
+
+
+def test_generate_in_a_streamfield_block_publish_and_see_the_rendition(
+    page, live_server, live_article, wagtail_editor
+):
+    wagtail_login(page, live_server, wagtail_editor)
+    page.goto(f"{live_server.url}/cms/pages/{live_article.pk}/edit/")
+
+    # Add an image block to the body.
+    page.locator("#panel-child-content-body-section button[title='Insert a block']").first.click()
+    page.get_by_role("option", name="Image").click()
+    # A new chooser block opens its chooser at once; open it if this Wagtail does not.
+    try:
+        page.locator(".modal-body #tab-search").wait_for(timeout=3000)
+    except PlaywrightTimeout:
+        page.locator("#body-0-value-chooser [data-chooser-action-choose]").first.click()
+
+    # The chooser's Generate tab.
+    modal = page.locator(".modal-body")
+    modal.get_by_role("tab", name="Generate").click()
+    modal.get_by_label("Prompt").fill("a red kite over green hills")
+    screenshot(page, "wagtail-chooser-generate")
+    modal.get_by_role("button", name="Generate", exact=True).click()
+    candidate = modal.get_by_role("button", name=re.compile("^Use this image"))
+    candidate.first.wait_for()
+    screenshot(page, "wagtail-chooser-candidates")
+    candidate.first.click()
+    page.locator(".modal").wait_for(state="hidden")
+
+    block_chooser = page.locator("#body-0-value-chooser [data-chooser-image]")
+    assert "/images/" in (block_chooser.get_attribute("src") or "")
+    assert not page.locator("#id_hero_image").input_value()  # only the block got it
+
+    # Publish (the footer's action menu) and look at the live page.
+    publish = page.locator("button[name='action-publish']")
+    page.locator("footer [data-w-dropdown-target='toggle']").first.click()
+    screenshot(page, "wagtail-publish-menu")
+    with page.expect_navigation():
+        publish.click()
+
+    page.goto(f"{live_server.url}{live_article.url}")
+    image = page.locator("figure.block-image img")
+    image.wait_for()
+    src = image.get_attribute("src") or ""
+    assert re.search(r"/images/[^/]+\.width-800\.", src), src
+    assert page.evaluate("(img) => img.naturalWidth > 0", image.element_handle())
