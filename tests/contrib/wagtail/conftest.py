@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 if "imagegen.contrib.wagtail" not in settings.INSTALLED_APPS:
-    collect_ignore_glob = ["test_*.py"]
+    collect_ignore_glob = ["test_*.py", "browser"]
 
 
 @pytest.fixture
