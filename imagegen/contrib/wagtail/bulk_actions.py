@@ -42,6 +42,7 @@ class Row:
 
     page: Page
     field: str = ""
+    field_label: str = ""
     prompt: str = ""
     estimate: Decimal | None = None
     provider: str = ""
@@ -102,6 +103,7 @@ class GenerateImagesBulkAction(PageBulkAction):
                 Row(
                     page=page,
                     field=panel.field_name,
+                    field_label=str(page._meta.get_field(panel.field_name).verbose_name),
                     prompt=kwargs["prompt"],
                     estimate=plan.estimated_cost,
                     provider=f"{plan.provider.alias}: {model}" if model else plan.provider.alias,

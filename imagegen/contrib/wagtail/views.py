@@ -24,6 +24,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils import formats
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from wagtail.models import Page
@@ -272,9 +273,13 @@ def page_history_view(request: HttpRequest, page: Page, panel: GeneratedImagePan
         rows=Count("pk"), cost=Sum("cost")
     )
     html = render_to_string("imagegen_wagtail/history.html", {"entries": entries}, request=request)
-    return JsonResponse(
-        {"html": html, "count": totals["rows"], "total": format_cost(totals["cost"] or Decimal(0))}
-    )
+    total = format_cost(totals["cost"] or Decimal(0))
+    summary = ngettext(
+        "History: %(count)d generation, %(total)s",
+        "History: %(count)d generations, %(total)s",
+        totals["rows"],
+    ) % {"count": totals["rows"], "total": total}
+    return JsonResponse({"html": html, "count": totals["rows"], "total": total, "summary": summary})
 
 
 def _page_kwargs(

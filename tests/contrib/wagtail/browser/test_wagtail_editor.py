@@ -11,7 +11,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from tests.browser.conftest import screenshot
 from tests.contrib.wagtail.browser.conftest import wagtail_login
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: Wagtail's migrations make the root page, the site and the groups, which a
+# transactional test's flush would otherwise remove for the next test.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
@@ -72,7 +74,6 @@ def test_generate_in_a_streamfield_block_publish_and_see_the_rendition(
     # Publish (the footer's action menu) and look at the live page.
     publish = page.locator("button[name='action-publish']")
     page.locator("footer [data-w-dropdown-target='toggle']").first.click()
-    screenshot(page, "wagtail-publish-menu")
     with page.expect_navigation():
         publish.click()
 
@@ -82,3 +83,31 @@ def test_generate_in_a_streamfield_block_publish_and_see_the_rendition(
     src = image.get_attribute("src") or ""
     assert re.search(r"/images/[^/]+\.width-800\.", src), src
     assert page.evaluate("(img) => img.naturalWidth > 0", image.element_handle())
+
+
+def test_the_panel_generates_and_sets_the_hero_image(
+    page, live_server, live_article, wagtail_editor
+):
+    wagtail_login(page, live_server, wagtail_editor)
+    page.goto(f"{live_server.url}/cms/pages/{live_article.pk}/edit/")
+    panel = page.locator(".imagegen-wagtail--panel")
+    panel.get_by_role("button", name="Generate").click()
+    candidate = panel.get_by_role("button", name=re.compile("^Use this image"))
+    candidate.first.wait_for()
+    candidate.first.click()
+    page.get_by_text("The image is set on the field.").wait_for()
+    assert page.locator("#id_hero_image").input_value()
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "wagtail-panel")
+
+
+def test_the_bulk_action_shows_the_estimate(page, live_server, live_article, wagtail_editor):
+    wagtail_login(page, live_server, wagtail_editor)
+    url = f"/cms/bulk/wagtailcore/page/imagegen_generate/?id={live_article.pk}&next=/cms/"
+    page.goto(f"{live_server.url}{url}")
+    page.get_by_text("Estimated total").wait_for()
+    screenshot(page, "wagtail-bulk-confirm")
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile("^Generate")).click()
+    live_article.refresh_from_db()
+    assert live_article.get_latest_revision_as_object().hero_image is not None

@@ -27,7 +27,7 @@
       csrf: String,
     };
 
-    static targets = ['estimate', 'status', 'results', 'submit', 'count', 'history'];
+    static targets = ['estimate', 'status', 'results', 'submit', 'count', 'history', 'summary'];
 
     connect() {
       this.timer = null;
@@ -41,7 +41,10 @@
 
     csrfToken() {
       if (this.csrfValue) return this.csrfValue;
-      const input = this.element.querySelector('input[name="csrfmiddlewaretoken"]');
+      // The chooser tab has its own token; a panel uses the page editor form's.
+      const input =
+        this.element.querySelector('input[name="csrfmiddlewaretoken"]') ||
+        document.querySelector('input[name="csrfmiddlewaretoken"]');
       return input ? input.value : '';
     }
 
@@ -125,7 +128,7 @@
       this.say(generation.error || gettext('Choose one of the images.'));
       const first = this.resultsTarget.querySelector('button');
       if (first) first.focus();
-      if (this.hasHistoryTarget && this.historyTarget.dataset.loaded) this.loadHistory();
+      if (this.hasHistoryTarget) this.loadHistory();
     }
 
     poll(id) {
@@ -181,7 +184,7 @@
         chooser.widget.setStateFromModalData(json.result);
         this.say(gettext('The image is set on the field. Save the page to keep it.'));
       }
-      if (this.hasHistoryTarget && this.historyTarget.dataset.loaded) this.loadHistory();
+      if (this.hasHistoryTarget) this.loadHistory();
     }
 
     history(event) {
@@ -192,6 +195,7 @@
       const { ok, json } = await this.post(this.historyUrlValue, new FormData());
       this.historyTarget.innerHTML = ok ? json.html : '';
       this.historyTarget.dataset.loaded = 'true';
+      if (ok && this.hasSummaryTarget) this.summaryTarget.textContent = json.summary;
     }
   }
 
