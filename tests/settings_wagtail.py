@@ -28,3 +28,4 @@ WAGTAIL_SITE_NAME = "imagegen tests"
 WAGTAILADMIN_BASE_URL = "http://testserver"
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAIL_GRAVATAR_PROVIDER_URL = None  # no requests outside the test server
+WAGTAIL_ENABLE_UPDATE_CHECK = False  # the dashboard would fetch the latest version

@@ -24,6 +24,7 @@ from wagtail.models import Page
 
 from imagegen import services
 from imagegen.contrib.wagtail.permissions import can_generate_for_page
+from imagegen.contrib.wagtail.text import client_messages
 from imagegen.exceptions import ImagegenError
 from imagegen.forms import MAX_COUNT
 from imagegen.models import Generation
@@ -103,6 +104,7 @@ class GeneratedImagePanel(FieldPanel):
                 "pick_url": reverse("imagegen_wagtail:pick"),
                 "preset": self.panel.preset or "",
                 "counts": range(1, MAX_COUNT + 1),
+                "messages": client_messages(),
             }
             try:
                 kwargs = self.panel.generate_kwargs(page)

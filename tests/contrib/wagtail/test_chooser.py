@@ -7,6 +7,7 @@ import json
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
+from django.utils import translation
 from wagtail.images import get_image_model
 
 from imagegen.contrib.wagtail.models import WagtailImageLink
@@ -135,3 +136,9 @@ def test_status_shows_only_the_users_own_generations(editor_client, client, djan
         {"image": GeneratedImage.objects.filter(generation_id=body["id"]).first().pk},
     )
     assert picked.status_code == 403
+
+
+def test_the_tab_is_translated(editor_client):
+    with translation.override("de"):
+        html = chooser_html(editor_client)
+    assert ">Generieren<" in html.replace("\n", "").replace("  ", "")

@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString
 
 from imagegen.contrib.wagtail.forms import ChooserGenerateForm
 from imagegen.contrib.wagtail.permissions import can_generate
+from imagegen.contrib.wagtail.text import client_messages
 
 register = template.Library()
 
@@ -32,5 +33,6 @@ def imagegen_generate_tab(context: template.Context) -> SafeString | str:
         "status_url": reverse("imagegen_wagtail:status"),
         "pick_url": pick_url,
         "estimate": "—",
+        "messages": client_messages(),
     }
     return render_to_string("imagegen_wagtail/chooser_tab.html", data, request=request)

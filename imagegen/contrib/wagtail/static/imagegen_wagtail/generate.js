@@ -13,7 +13,6 @@
   if (!window.StimulusModule || !window.wagtail || !window.wagtail.app) return;
 
   const POLL_MS = 1500;
-  const gettext = window.gettext || ((text) => text);
 
   class GenerateController extends window.StimulusModule.Controller {
     static values = {
@@ -25,6 +24,8 @@
       historyUrl: String,
       widget: String,
       csrf: String,
+      // Translated on the server: {generating, choose, adding, set, missing, failed}.
+      messages: { type: Object, default: {} },
     };
 
     static targets = ['estimate', 'status', 'results', 'submit', 'count', 'history', 'summary'];
@@ -37,6 +38,10 @@
     disconnect() {
       clearTimeout(this.timer);
       clearTimeout(this.poller);
+    }
+
+    text(key, fallback) {
+      return this.messagesValue[key] || fallback;
     }
 
     csrfToken() {
@@ -85,7 +90,7 @@
           .map((item) => item.message)
           .join(' ');
       }
-      return gettext('Something went wrong.');
+      return this.text('failed', 'Something went wrong.');
     }
 
     estimate() {
@@ -103,7 +108,7 @@
       if (event) event.preventDefault();
       const url = this.generateUrlValue || this.element.getAttribute('action');
       this.busy(true);
-      this.say(gettext('Generating…'));
+      this.say(this.text('generating', 'Generating…'));
       const { ok, json } = await this.post(url, this.body());
       if (!ok) {
         this.busy(false);
@@ -125,7 +130,7 @@
       }
       this.busy(false);
       this.resultsTarget.innerHTML = generation.html;
-      this.say(generation.error || gettext('Choose one of the images.'));
+      this.say(generation.error || this.text('choose', 'Choose one of the images.'));
       const first = this.resultsTarget.querySelector('button');
       if (first) first.focus();
       if (this.hasHistoryTarget) this.loadHistory();
@@ -138,7 +143,7 @@
         const { ok, json } = await this.post(this.statusUrlValue, data);
         if (!ok || !json.generations.length) {
           this.busy(false);
-          this.say(ok ? gettext('The generation was not found.') : this.errorOf(json));
+          this.say(ok ? this.text('missing', 'The generation was not found.') : this.errorOf(json));
           return;
         }
         this.follow(json.generations[0]);
@@ -155,7 +160,7 @@
     async pick(event) {
       const id = String(event.params.id);
       event.currentTarget.disabled = true;
-      this.say(gettext('Adding the image to the library…'));
+      this.say(this.text('adding', 'Adding the image to the library…'));
       if (this.modeValue === 'chooser') {
         // Wagtail's chooser posts its creation forms and inserts what they answer with.
         const form = this.element.parentElement.querySelector('[data-imagegen-pick-form]');
@@ -182,7 +187,7 @@
       const chooser = document.getElementById(`${this.widgetValue}-chooser`);
       if (chooser && chooser.widget) {
         chooser.widget.setStateFromModalData(json.result);
-        this.say(gettext('The image is set on the field. Save the page to keep it.'));
+        this.say(this.text('set', 'The image is set on the field. Save the page to keep it.'));
       }
       if (this.hasHistoryTarget) this.loadHistory();
     }
