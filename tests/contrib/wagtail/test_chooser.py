@@ -48,6 +48,12 @@ def test_no_tab_without_the_generate_permission(client, plain_editor):
     assert 'id="tab-upload"' in html
 
 
+def test_no_tab_in_a_multiple_chooser(editor_client):
+    html = chooser_html(editor_client, multiple="1")
+    assert "imagegen-generate" not in html
+    assert 'id="tab-search"' in html
+
+
 def test_the_chooser_parameters_go_on_to_the_pick(editor_client):
     html = chooser_html(editor_client, select_format="true")
     assert reverse("imagegen_wagtail:pick") + "?select_format=true" in html

@@ -22,6 +22,10 @@ def imagegen_generate_tab(context: template.Context) -> SafeString | str:
     request = context.get("request")
     if request is None or not can_generate(request.user):
         return ""
+    if request.GET.get("multiple"):
+        # A multiple chooser (MultipleChooserPanel) takes a list of chosen images; a pick
+        # answers with one, so the tab is offered to single choosers only.
+        return ""
     # The chooser's own parameters (select_format for rich text, say) go on to the view that
     # answers with the chosen image, so it is inserted as a chosen image would be.
     query = request.GET.urlencode()
