@@ -72,10 +72,18 @@ class GenerateImagesBulkAction(PageBulkAction):
     def check_perm(self, page: Page) -> bool:
         return can_generate_for_page(self.request.user, page)
 
+    def editable_pages(self) -> list[Page]:
+        """Return the selected pages that have a generated image field, as specific pages."""
+        if not hasattr(self, "_editable"):
+            pages, _without_access = self.get_actionable_objects()
+            self._editable = [p.specific for p in pages if panel_of(p.specific) is not None]
+        return self._editable
+
     def get_form_kwargs(self) -> dict[str, Any]:
         kwargs = super().get_form_kwargs()
         if self.request.method == "GET":
             kwargs.pop("data", None)
+        kwargs["pages"] = self.editable_pages()
         return kwargs
 
     def settings(self, form: PageBulkGenerateForm) -> dict[str, Any]:
@@ -84,7 +92,13 @@ class GenerateImagesBulkAction(PageBulkAction):
             return form.generate_kwargs()
         return {"preset": None, "provider": None, "count": 1}
 
-    def rows(self, pages: list[Page], settings: dict[str, Any]) -> list[Row]:
+    def defaults(self) -> dict[str, str]:
+        """Return {str(pk): prompt} of each editable page, from its panel's template."""
+        return {str(page.pk): panel_of(page).prompt_for(page) for page in self.editable_pages()}
+
+    def rows(
+        self, pages: list[Page], settings: dict[str, Any], edited: dict[str, str]
+    ) -> list[Row]:
         rows = []
         for page in pages:
             page = page.specific
@@ -93,7 +107,8 @@ class GenerateImagesBulkAction(PageBulkAction):
                 rows.append(Row(page=page, error=str(_("This page type has no generated image."))))
                 continue
             try:
-                kwargs = panel.generate_kwargs(page, **settings)
+                own = edited.get(str(page.pk))
+                kwargs = panel.generate_kwargs(page, **settings, prompt=own)
                 plan = services.plan(**kwargs)
             except ImagegenError as err:
                 rows.append(Row(page=page, field=panel.field_name, error=str(err)))
@@ -115,13 +130,18 @@ class GenerateImagesBulkAction(PageBulkAction):
         context = super().get_context_data(**kwargs)
         form = context["form"]
         pages = [item["item"] for item in context["items"]]
-        rows = self.rows(pages, self.settings(form))
+        defaults = self.defaults()
+        if not form.is_bound:
+            for page in form.pages:
+                form.fields[form.prompt_name(page)].initial = defaults[str(page.pk)]
+        rows = self.rows(pages, self.settings(form), form.edited_prompts(defaults))
         estimate = sum((row.estimate or Decimal(0) for row in rows), Decimal(0))
         context.update(
             {
-                "rows": rows,
+                "rows": [(row, form.prompt_field(row.page)) for row in rows],
                 "estimate": format_cost(estimate),
                 "generatable": sum(1 for row in rows if not row.error),
+                "hidden_prompts": max(0, len(self.editable_pages()) - len(form.pages)),
                 # The immediate runner generates while the editor's request waits.
                 "in_request": len(rows) > IMMEDIATE_WARNING
                 and imagegen_settings.TASK_RUNNER == "immediate",
@@ -136,13 +156,26 @@ class GenerateImagesBulkAction(PageBulkAction):
         return super().form_valid(form)
 
     def get_execution_context(self) -> dict[str, Any]:
-        return {**super().get_execution_context(), **self.cleaned_form.generate_kwargs()}
+        form = self.cleaned_form
+        return {
+            **super().get_execution_context(),
+            **form.generate_kwargs(),
+            "prompts": form.edited_prompts(self.defaults()),
+        }
 
     @classmethod
     def execute_action(
-        cls, objects: list[Page], user: Any = None, **kwargs: Any
+        cls,
+        objects: list[Page],
+        user: Any = None,
+        prompts: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> tuple[int, int]:
-        """Generate for ``objects`` as one batch; return (rows made, pages skipped)."""
+        """Generate for ``objects`` as one batch; return (rows made, pages skipped).
+
+        ``prompts`` maps a page's id to the prompt an editor wrote for it on the page.
+        """
+        prompts = prompts or {}
         groups: dict[tuple[type, str], list[Page]] = defaultdict(list)
         skipped = 0
         for page in objects:
@@ -159,7 +192,9 @@ class GenerateImagesBulkAction(PageBulkAction):
                 pages,
                 field,
                 user=user,
-                prompt_for=panel.prompt_for,
+                prompt_for=lambda page, panel=panel: (
+                    prompts.get(str(page.pk)) or panel.prompt_for(page)
+                ),
                 batch=batch,
                 attach=False,
                 preset=kwargs.get("preset") or panel.preset,

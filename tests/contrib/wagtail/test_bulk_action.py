@@ -77,3 +77,19 @@ def test_pages_the_user_may_not_edit_are_left_out(client, plain_editor, editor, 
     client.force_login(plain_editor)
     html = client.get(action_url(*articles)).content.decode()
     assert "You may not generate images for these pages" in html
+
+
+def test_an_edited_prompt_is_used_for_its_page(editor_client, articles):
+    first, second = articles
+    url = action_url(*articles)
+    html = editor_client.get(url).content.decode()
+    assert f'name="prompt_{first.pk}"' in html and 'form="imagegen-bulk-form"' in html
+    data = {
+        "count": "1",
+        "step": "generate",
+        f"prompt_{first.pk}": "a lighthouse drawn in ink",
+        f"prompt_{second.pk}": "A red kite",  # the default: not an edit
+    }
+    editor_client.post(url, data)
+    subjects = {row.object_id: row.params["subject"] for row in Generation.objects.all()}
+    assert subjects == {str(first.pk): "a lighthouse drawn in ink", str(second.pk): "A red kite"}
