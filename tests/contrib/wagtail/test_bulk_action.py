@@ -93,3 +93,12 @@ def test_an_edited_prompt_is_used_for_its_page(editor_client, articles):
     editor_client.post(url, data)
     subjects = {row.object_id: row.params["subject"] for row in Generation.objects.all()}
     assert subjects == {str(first.pk): "a lighthouse drawn in ink", str(second.pk): "A red kite"}
+
+
+def test_a_budget_stops_the_run(editor_client, articles, locmem, settings):
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"USER_MONTHLY": "0.05"}}
+    response = editor_client.post(
+        action_url(*articles), {"provider": "paid", "count": "1", "step": "generate"}
+    )
+    assert response.status_code == 302
+    assert Generation.objects.count() == 1  # the second page would break the budget

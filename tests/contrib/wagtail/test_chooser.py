@@ -148,3 +148,12 @@ def test_the_tab_is_translated(editor_client):
     with translation.override("de"):
         html = chooser_html(editor_client)
     assert ">Generieren<" in html.replace("\n", "").replace("  ", "")
+
+
+def test_budgets_apply_in_the_chooser(editor_client, locmem, settings):
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"USER_MONTHLY": "0.05"}}
+    assert generate(editor_client, provider="paid", count="1").status_code == 201
+    response = generate(editor_client, provider="paid", count="1")
+    assert response.status_code == 400
+    assert "budget" in response.json()["error"].lower()
+    assert Generation.objects.count() == 1
