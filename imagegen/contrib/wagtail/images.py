@@ -16,6 +16,7 @@ from django.core.files.base import ContentFile
 from django.db import models, transaction
 from wagtail.images import get_image_model
 from wagtail.models import Collection, Page
+from wagtail.search import index as search_index
 
 from imagegen.contrib.wagtail.conf import wagtail_settings
 from imagegen.contrib.wagtail.models import WagtailImageLink
@@ -98,6 +99,8 @@ def store_image(
         image.get_file_hash()  # computes and saves the hash duplicate detection uses
         if config["TAGS"]:
             image.tags.add(*config["TAGS"])
+            # Saving indexed the image before it had tags; Wagtail's image form reindexes too.
+            search_index.insert_or_update_object(image)
         page_id = page.pk if page is not None else _page_id(generated.generation)
         WagtailImageLink.objects.update_or_create(
             generated_image=generated,

@@ -59,6 +59,7 @@ def test_the_library_search_finds_it(article, editor):
     generation = generate(prompt="a red kite over hills", user=editor)
     image = store_image(generation.images.get(), user=editor)
     assert list(get_image_model().objects.search("kite")) == [image]
+    assert list(get_image_model().objects.search("ai-generated")) == [image]  # by its tag
 
 
 def test_usage_counts_the_page_that_shows_it(article, editor):
