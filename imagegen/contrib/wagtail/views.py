@@ -45,6 +45,8 @@ MAX_POLL = 20
 MAX_ID = 2**63
 #: Generations listed in a field's history.
 HISTORY_LIMIT = 20
+#: Derived file types a candidate's thumbnail may use (smaller ones load faster).
+THUMB_TYPES = ("image/webp", "image/jpeg")
 
 
 def forbidden(message: str | None = None) -> JsonResponse:
@@ -81,10 +83,25 @@ def page_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return endpoint(wrapper)
 
 
+def thumbnail_url(image: GeneratedImage) -> str:
+    """Return the URL of the smallest derived WebP or JPEG of ``image``, else of the original."""
+    derived = [
+        entry
+        for entry in image.derivatives or []
+        if isinstance(entry, dict)
+        and entry.get("mime_type") in THUMB_TYPES
+        and isinstance(entry.get("width"), int)
+        and isinstance(entry.get("name"), str)
+    ]
+    if derived:
+        return image.file.storage.url(min(derived, key=lambda entry: entry["width"])["name"])
+    return image.file.url
+
+
 def image_json(image: GeneratedImage) -> dict[str, Any]:
     return {
         "id": image.pk,
-        "thumbnail": image.file.url,
+        "thumbnail": thumbnail_url(image),
         "width": image.width,
         "height": image.height,
         "alt": image.alt_text,

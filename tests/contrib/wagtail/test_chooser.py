@@ -157,3 +157,19 @@ def test_budgets_apply_in_the_chooser(editor_client, locmem, settings):
     assert response.status_code == 400
     assert "budget" in response.json()["error"].lower()
     assert Generation.objects.count() == 1
+
+
+def test_candidates_show_a_derived_thumbnail(editor_client):
+    body = generate(editor_client, count="1").json()["generation"]
+    image = GeneratedImage.objects.get(generation_id=body["id"])
+    smallest = min(image.derivatives, key=lambda entry: entry["width"])
+    assert image.file.storage.url(smallest["name"]) in body["html"]
+
+
+def test_a_queued_generation_is_followed_until_it_finishes(editor_client, editor):
+    queued = Generation.objects.create(
+        prompt="a kite", provider="default", created_by=editor, status="queued"
+    )
+    response = editor_client.post(reverse("imagegen_wagtail:status"), {"ids": str(queued.pk)})
+    (row,) = response.json()["generations"]
+    assert (row["finished"], row["status"], row["html"]) == (False, "queued", "")
