@@ -8,11 +8,19 @@ MANAGE := $(PY) example_project/manage.py
 DJANGO6_VENV ?= .venv-django6
 DJANGO6_SPEC ?= django>=6.1,<6.2
 PYTEST_ARGS ?=
+# The Wagtail integration is tested on the Wagtail LTS and the newest Wagtail release, each in its
+# own virtualenv (.venv-wagtail7.4, .venv-wagtail8.0); the demo runs on the newest.
+WAGTAIL_LTS ?= 7.4
+WAGTAIL_NEWEST ?= 8.0
+WAGTAIL_VENV ?= .venv-wagtail
+WAGTAIL_DEMO_PY := $(WAGTAIL_VENV)$(WAGTAIL_NEWEST)/bin/python
+WAGTAIL_MANAGE := $(WAGTAIL_DEMO_PY) example_project/manage.py
+WAGTAIL_SETTINGS := --settings=config.settings_wagtail
 WORKER_CONCURRENCY ?= 4
 
 .PHONY: help venv install install-test services browsers test test-unit test-postgres \
-        test-django6 test-browser test-sdist screenshots lint format demo demo-setup serve docs \
-        build bench clean worker
+        test-django6 test-browser test-sdist test-wagtail screenshots lint format demo demo-setup \
+        demo-wagtail serve docs build bench clean worker
 
 help:  ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +74,28 @@ test-django6:  ## The unit tests (not docs/packaging builds) on the newest Djang
 	$(DJANGO6_VENV)/bin/python -c 'import django; print("Django", django.get_version())'
 	$(DJANGO6_VENV)/bin/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
+# $(call wagtail-venv,VERSION): make .venv-wagtailVERSION with Wagtail VERSION.x, the package with
+# its wagtail extra, the example project's needs and the test tools.
+define wagtail-venv
+	@test -x $(WAGTAIL_VENV)$(1)/bin/python || $(PYTHON) -m venv $(WAGTAIL_VENV)$(1)
+	$(WAGTAIL_VENV)$(1)/bin/python -m pip --disable-pip-version-check -q install \
+	  -e '.[wagtail]' -r example_project/requirements.txt 'wagtail~=$(1).0' \
+	  'pytest>=8' 'pytest-django>=4.9' 'playwright>=1.45'
+	$(WAGTAIL_VENV)$(1)/bin/python -c 'import wagtail; print("Wagtail", wagtail.__version__)'
+endef
+
+test-wagtail: browsers  ## The Wagtail integration's tests on Wagtail 7.4 LTS and 8.0 (browser and custom image model on 8.0).
+	$(call wagtail-venv,$(WAGTAIL_LTS))
+	$(WAGTAIL_VENV)$(WAGTAIL_LTS)/bin/python -m pytest tests/contrib/wagtail \
+	  --ds=tests.settings_wagtail -m "not browser" $(PYTEST_ARGS)
+	$(call wagtail-venv,$(WAGTAIL_NEWEST))
+	$(WAGTAIL_VENV)$(WAGTAIL_NEWEST)/bin/python -m pytest tests/contrib/wagtail \
+	  --ds=tests.settings_wagtail $(PYTEST_ARGS)
+	$(WAGTAIL_VENV)$(WAGTAIL_NEWEST)/bin/python -m pytest \
+	  --ds=tests.settings_wagtail_custom_image -m "not browser" $(PYTEST_ARGS) \
+	  tests/contrib/wagtail/test_custom_image.py tests/contrib/wagtail/test_images.py \
+	  tests/contrib/wagtail/test_chooser.py tests/contrib/wagtail/test_panel.py
+
 lint: install-test  ## ruff (lint and format) and the import layers (import-linter).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -89,6 +119,20 @@ demo: demo-setup  ## Set everything up, then serve the admin on http://127.0.0.1
 	@echo "  Site:   http://127.0.0.1:8000/"
 	@echo ""
 	$(MANAGE) runserver 127.0.0.1:8000
+
+demo-wagtail:  ## The Wagtail site of the example project on http://127.0.0.1:8000/cms/ (Wagtail 8.0).
+	$(call wagtail-venv,$(WAGTAIL_NEWEST))
+	$(WAGTAIL_MANAGE) migrate --noinput -v 0 $(WAGTAIL_SETTINGS)
+	@$(WAGTAIL_MANAGE) shell -v 0 $(WAGTAIL_SETTINGS) -c "from django.contrib.auth import \
+	get_user_model as g; U = g(); created = not U.objects.filter(username='admin').exists(); \
+	created and U.objects.create_superuser('admin', 'admin@example.com', 'admin'); \
+	print('Superuser admin/admin created.' if created else 'Superuser admin exists.')"
+	$(WAGTAIL_MANAGE) imagegen_wagtail_demo $(WAGTAIL_SETTINGS)
+	@echo ""
+	@echo "  Wagtail admin:  http://127.0.0.1:8000/cms/   login: admin / admin (or editor / editor)"
+	@echo "  Site:           http://127.0.0.1:8000/"
+	@echo ""
+	$(WAGTAIL_MANAGE) runserver 127.0.0.1:8000 $(WAGTAIL_SETTINGS)
 
 worker: install  ## Run a Celery worker (with beat) for the example project: needs Redis.
 	IMAGEGEN_TASK_RUNNER=celery $(PY) -m celery --workdir example_project -A config worker \
@@ -127,5 +171,5 @@ bench: install-test  ## Run the benchmarks (they print ratios).
 	  echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:  ## Remove virtualenvs, build output and demo data.
-	rm -rf $(VENV) $(DJANGO6_VENV) dist build docs/_build .pytest_cache .ruff_cache \
-	  example_project/db.sqlite3 example_project/media
+	rm -rf $(VENV) $(DJANGO6_VENV) $(WAGTAIL_VENV)* dist build docs/_build .pytest_cache \
+	  .ruff_cache example_project/db.sqlite3 example_project/db-wagtail.sqlite3 example_project/media

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "TEMPLATE_DEBUG": None,
     # Days before a configured model's announced shutdown date that the system check warns.
     "SHUTDOWN_WARNING_DAYS": 60,
+    # imagegen.contrib.wagtail: collection, tags, title length and alt text field of the
+    # Wagtail images it makes; the keys and their defaults are in that app's conf module.
+    "WAGTAIL": {},
 }
 
 _cache_clearers: list[Callable[[], None]] = []

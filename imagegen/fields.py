@@ -16,17 +16,24 @@ def generated_fields(model: type[models.Model]) -> list[GeneratedImageField]:
     return [f for f in model._meta.get_fields() if isinstance(f, GeneratedImageField)]
 
 
-def resolve_field(target: models.Model, field: str | None) -> models.ImageField:
+def resolve_field(
+    target: models.Model, field: str | None, *, attach: bool = True
+) -> models.Field | None:
     """Return the image field of ``target`` to fill; infer it when there is exactly one.
 
     Raises :class:`~imagegen.exceptions.UnsupportedRequest` for an unsaved target, an unknown
-    field, a field that is not an image field, or an ambiguous choice.
+    field, a field that is not an image field, or an ambiguous choice. With ``attach=False``
+    nothing is set on the target, so the field may be any field (such as a ``ForeignKey`` to
+    a Wagtail image), or none when the model has no ``GeneratedImageField``: the ledger only
+    records what the images were made for, and the caller stores them.
     """
     if target.pk is None:
         raise UnsupportedRequest("Save the object before generating images for it.")
     opts = target._meta
     if field is None:
         candidates = generated_fields(type(target))
+        if not attach and not candidates:
+            return None
         if len(candidates) != 1:
             raise UnsupportedRequest(
                 f"{opts.label} has {len(candidates)} GeneratedImageFields; pass field=."
@@ -36,7 +43,7 @@ def resolve_field(target: models.Model, field: str | None) -> models.ImageField:
         model_field = opts.get_field(field)
     except Exception as err:
         raise UnsupportedRequest(f"{opts.label} has no field {field!r}.") from err
-    if not isinstance(model_field, models.ImageField):
+    if attach and not isinstance(model_field, models.ImageField):
         raise UnsupportedRequest(f"{opts.label}.{field} is not an image field.")
     return model_field
 

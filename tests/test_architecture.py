@@ -22,6 +22,9 @@ LAZY_IMPORTS = {
     ("imagegen/__init__.py", "imagegen"),
     # Django's idiom: system checks register when the app is ready.
     ("imagegen/apps.py", "imagegen"),
+    # The same idiom in the optional Wagtail app: its receivers and checks import Wagtail's
+    # models, which exist only once the app registry is ready.
+    ("imagegen/contrib/wagtail/apps.py", "imagegen.contrib.wagtail"),
 }
 
 

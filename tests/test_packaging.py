@@ -24,6 +24,10 @@ REQUIRED = [
     "imagegen/static/imagegen/admin.css",
     "imagegen/py.typed",
     "imagegen/locale/",
+    # The Wagtail integration's chooser template, client-side controller and migration.
+    "imagegen/contrib/wagtail/templates/wagtailimages/chooser/chooser.html",
+    "imagegen/contrib/wagtail/static/imagegen_wagtail/generate.js",
+    "imagegen/contrib/wagtail/migrations/0001_initial.py",
 ]
 #: What the unit tests need from the sdist besides the package (``make test-sdist`` runs them).
 SDIST_ONLY = [
@@ -34,7 +38,7 @@ SDIST_ONLY = [
     "docs/",
 ]
 #: The optional dependencies a bare ``pip install django-imagegen`` must not pull in.
-EXTRAS_ONLY = ["celery", "kombu", "billiard", "storages", "boto3", "c2pa"]
+EXTRAS_ONLY = ["celery", "kombu", "billiard", "storages", "boto3", "c2pa", "wagtail"]
 
 BARE_SETTINGS = """
 SECRET_KEY = "bare-install"

@@ -222,6 +222,28 @@ def test_attach_false_leaves_field_empty(locmem):
     assert not article.hero
 
 
+def test_attach_false_records_any_field_of_the_target(locmem):
+    """Integrations that store images elsewhere (Wagtail's image model) name any field."""
+    article = Article.objects.create(title="Not an image field")
+    generation = imagegen.generate(
+        target=article, field="title", prompt="a kite", provider="test", attach=False
+    )
+    assert generation.status == Status.SUCCEEDED
+    assert generation.field_name == "title"
+    assert list(Generation.objects.for_object(article, "title")) == [generation]
+    with pytest.raises(UnsupportedRequest, match="not an image field"):
+        imagegen.generate(target=article, field="title", prompt="a kite", provider="test")
+
+
+def test_attach_false_records_a_target_without_generated_fields(locmem, django_user_model):
+    owner = django_user_model.objects.create(username="owner")
+    generation = imagegen.generate(target=owner, prompt="a kite", provider="test", attach=False)
+    assert (generation.target, generation.field_name) == (owner, "")
+    assert imagegen.cost_for(owner) == (generation.cost or Decimal("0"))
+    with pytest.raises(UnsupportedRequest, match="0 GeneratedImageFields"):
+        imagegen.generate(target=owner, prompt="a kite", provider="test")
+
+
 def test_cost_for_sums_actual_costs(locmem):
     article = Article.objects.create(title="Spend")
     imagegen.generate(target=article, provider="paid")

@@ -176,7 +176,8 @@ def make_plan(
     unknown = set(params) - PARAMS
     if unknown:
         raise TypeError(f"Unexpected generate() arguments: {', '.join(sorted(unknown))}.")
-    model_field = resolve_field(target, field) if target is not None else None
+    attach = bool(params.get("attach", True))
+    model_field = resolve_field(target, field, attach=attach) if target is not None else None
     is_generated = isinstance(model_field, GeneratedImageField)
     preset_obj = get_preset(preset or (model_field.preset if is_generated else None))
     subject = prompt
@@ -231,7 +232,7 @@ def make_plan(
             quality=first.quality,
             extra=dict(first.extra),
             calls=tuple(call.count for call in calls),
-            attach=bool(params.get("attach", True)),
+            attach=attach,
             fallbacks=fallbacks,
         ),
     )
