@@ -312,17 +312,23 @@ def cancel(generation: Generation, *, user: Any = None) -> bool:
         return False
     by = f" by {user.get_username()}" if _named(user) else ""
     held = generation.reservation
-    with transaction.atomic():
-        won = rollups.transition(  # the transition, counted in the rollups
-            generation,
-            Status.CANCELED,
-            finished_at=timezone.now(),
-            error_code="canceled",
-            error_message=f"Canceled{by} before it ran.",
-            reservation={},
-        )
-        if won:  # it never ran: its reservation goes back to the caps
+    try:
+        with transaction.atomic():
+            # It never ran: its reservation goes back to the caps (locked before the rollups,
+            # in the order recording the row took them).
             settle(held)
+            won = rollups.transition(  # the transition, counted in the rollups
+                generation,
+                Status.CANCELED,
+                finished_at=timezone.now(),
+                error_code="canceled",
+                error_message=f"Canceled{by} before it ran.",
+                reservation={},
+            )
+            if not won:
+                raise _Changed
+    except _Changed:
+        won = False
     if won:
         announce(generation)
     return won
@@ -363,6 +369,10 @@ def cost_for(obj: models.Model) -> Decimal:
 def spend_for(obj: models.Model) -> Spend:
     """Return what every generation made for ``obj`` cost: confirmed and unconfirmed, apart."""
     return Generation.objects.for_object(obj).spend()
+
+
+class _Changed(Exception):
+    """The row changed meanwhile: roll back the cancel's release of its reservation."""
 
 
 def _retry_note(generation: Generation, user: Any) -> str:

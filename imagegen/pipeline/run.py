@@ -192,9 +192,15 @@ def _execute(
         if run.filtered and not run.outputs:
             return RunResult(generation=_finish(generation, run, Status.FILTERED))
         stored = run.store.store(run.outputs)
-        with transaction.atomic():
-            run.store.save_images(generation, stored, target)
-            finished = _finish(generation, run, Status.SUCCEEDED)
+        try:
+            with transaction.atomic():
+                run.store.save_images(generation, stored, target)
+                finished = _finish(generation, run, Status.SUCCEEDED)
+        except Exception:
+            # The writes rolled back: read the row again, so its failure is recorded from the
+            # state the database holds, not from the succeeded one this process had set.
+            generation.refresh_from_db()
+            raise
         # The rows are saved, but a caller's transaction may still roll them back: the new
         # files go with them then. Outside a transaction this does nothing.
         run.store.delete_on_rollback()
@@ -312,15 +318,26 @@ def _finish(
         fields["error_message"] = str(error)[:2000]
     else:  # an earlier attempt's retryable error is history once the job succeeds
         fields["error_code"] = fields["error_message"] = ""
-    with transaction.atomic():
-        if not rollups.transition(generation, status, **fields):  # counted in the rollups
-            if status == Status.SUCCEEDED:  # roll back the images and the attached field
-                raise LeaseLost(f"Generation {generation.pk} was taken over by another worker.")
-            return generation
-        # The caps' running totals change in the transaction that records the charge.
-        settle(held, charged=run.cost if run.charged else Decimal(0), unconfirmed=unconfirmed)
+    try:
+        with transaction.atomic():
+            # The caps' running totals change in the transaction that records the charge, and
+            # first: recording a row locks them before the rollups too, so two transactions
+            # never wait for each other's locks in opposite orders.
+            settle(held, charged=run.cost if run.charged else Decimal(0), unconfirmed=unconfirmed)
+            if not rollups.transition(generation, status, **fields):  # counted in the rollups
+                raise _TakenOver
+    except _TakenOver:
+        if status == Status.SUCCEEDED:  # roll back the images and the attached field
+            raise LeaseLost(
+                f"Generation {generation.pk} was taken over by another worker."
+            ) from None
+        return generation
     announce(generation)
     return generation
+
+
+class _TakenOver(Exception):
+    """The row changed under this run: roll back what its outcome would have written."""
 
 
 def _failed(
