@@ -30,6 +30,8 @@ from imagegen import catalog
 from imagegen.catalog.leonardo import (
     CREDIT_PRICE,
     DEFAULT_MODEL,
+    GUIDED_FIELDS,
+    GUIDED_MODELS,
     PLAIN_STYLES,
     PRESET_STYLES,
     V1_CAPS,
@@ -214,6 +216,9 @@ class LeonardoProvider(JobProvider):
             fields["seed"] = request.seed
         if self.preset_style is not None:
             fields["presetStyle"] = self.preset_style
+        if model in GUIDED_MODELS:
+            # Their guides list contrast as required; extra may choose another level.
+            fields.update(GUIDED_FIELDS)
         fields.update(request.extra)
         return fields
 
