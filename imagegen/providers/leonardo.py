@@ -73,6 +73,7 @@ class LeonardoProvider(JobProvider):
     display_name = "Leonardo.Ai"
     default_model = DEFAULT_MODEL
     operations = ("generate",)
+    polled_operations = operations
     api_key_env = "LEONARDO_API_KEY"
     default_base_url = "https://cloud.leonardo.ai/api/rest/v1"
     #: §5.4: generated images live on cdn.leonardo.ai.

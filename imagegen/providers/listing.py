@@ -163,6 +163,8 @@ LISTINGS: dict[str, Callable[[HttpProvider], Served]] = {
     "google": _google_served,
     "leonardo": _leonardo_served,
 }
+#: The providers the live check can ask: those with a listing, and Replicate's model metadata.
+LIVE_CHECKED = frozenset({*LISTINGS, "replicate"})
 
 
 def _replicate_served(provider: HttpProvider, model: str) -> bool:
@@ -217,7 +219,7 @@ def check_alias(alias: str, provider: BaseProvider) -> AliasReport:
     info = provider.model_info()
     report = AliasReport(alias=alias, provider=key, model=model, catalog_shutdown=info.shutdown)
     listing = LISTINGS.get(key)
-    if not isinstance(provider, HttpProvider) or (listing is None and key != "replicate"):
+    if not isinstance(provider, HttpProvider) or key not in LIVE_CHECKED:
         return report
     try:
         if listing is None:
