@@ -2,7 +2,9 @@
 
 provider-apis.md §5: a model is a UUID sent as ``modelId``; width and height are 32 to 1536 in
 multiples of 8; ``num_images`` is 1 to 8 (1 to 4 when a side is over 768); seed and negative
-prompt are taken; images come back as JPEG files on ``cdn.leonardo.ai``. Billing is the create
+prompt are taken; images come back as JPEG files on ``cdn.leonardo.ai``. The newer models
+(:data:`GUIDED`: Lucid, Phoenix, FLUX.1) have their UUIDs from their own guides on
+docs.leonardo.ai, which require ``contrast`` and list no negative prompt. Billing is the create
 answer's ``apiCreditCost`` times a dollar rate per credit (:data:`CREDIT_PRICE`); these prices
 only feed estimates and resumed jobs, whose create answer (and so its credit cost) is gone.
 """

@@ -13,6 +13,9 @@ GPT Image, Nano Banana...) are reachable only through ``/v2/generations``, whose
 from third-party code alone (§5.3 [UNCERTAIN]); a call that is billed and then unreadable is the
 worst outcome for a cost ledger, so slug model ids are refused before anything is sent.
 
+The newer catalogued models (``GUIDED_MODELS``) are sent the ``contrast`` their guides require
+(:data:`~imagegen.catalog.leonardo.GUIDED_FIELDS`) unless ``extra`` sets it.
+
 Images Leonardo flags ``nsfw`` are dropped but charged, and ``apiCreditCost`` is converted to
 dollars at ``credit_price`` per credit.
 """
