@@ -20,23 +20,28 @@ job when it had accepted one. That is what makes late acknowledgement safe:
 * ``ignore_result``: the ``Generation`` row is the result.
 
 :func:`sweep_jobs_task` is the periodic reconciler for Celery beat: see
-:mod:`imagegen.runners.sweeper`.
+:mod:`imagegen.runners.sweeper`. :func:`check_models_task` is the periodic live check of the
+configured models (``imagegen_providers --live``): see :mod:`imagegen.providers.listing`.
 
 Reusable apps cannot import a project's Celery app, so these are ``shared_task``\\ s.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import current_app, shared_task
 from django.core import checks
 
 from imagegen.exceptions import ImagegenError
+from imagegen.providers.listing import run_live_check
 from imagegen.runners import QueuedRunner
 from imagegen.runners.options import queue_for, task_options
 from imagegen.runners.sweeper import sweep_jobs
 from imagegen.runners.worker import monotonic_deadline, work
+
+logger = logging.getLogger("imagegen.live")
 
 #: The defaults (``IMAGEGEN["TASK_OPTIONS"]`` may override them per message).
 SOFT_TIME_LIMIT = 600
@@ -70,6 +75,22 @@ def run_generation_task(self: Any, pk: int) -> None:
 def sweep_jobs_task() -> dict[str, int]:
     """Re-dispatch jobs stuck in ``queued`` and resume or fail jobs whose worker died."""
     return sweep_jobs().as_dict()
+
+
+@shared_task(name="imagegen.check_models", ignore_result=True)
+def check_models_task() -> int:
+    """Run the live check of ``imagegen_providers --live``; return how many problems it logged.
+
+    Each problem (a model no longer served, an announced shutdown the catalog lacks, ids the
+    catalog lacks, a price that differs) is a warning on the ``imagegen.live`` logger. The task
+    never raises: a check that cannot run at all is logged too, and beat runs it again.
+    """
+    try:
+        _reports, problems = run_live_check()
+    except Exception:  # a periodic check warns, it never fails
+        logger.warning("The live model check could not run.", exc_info=True)
+        return 0
+    return problems
 
 
 class CeleryRunner(QueuedRunner):

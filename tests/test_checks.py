@@ -165,6 +165,17 @@ def test_a_model_close_to_shutdown_warns_and_errors_after(
         assert "gpt-image-2.6-sunburst" in message.hint
 
 
+def test_a_google_alias_without_a_model_gets_no_deprecation_warning(settings, monkeypatch):
+    # The default is gemini-nano-banana-2.1, the successor of the deprecated
+    # gemini-3.1-flash-image; naming the old model still warns.
+    monkeypatch.setattr("imagegen.checks.today", lambda: datetime.date(2026, 12, 5))
+    backend = "imagegen.providers.google.GoogleProvider"
+    default = {"BACKEND": backend, "OPTIONS": {"api_key": "k-test"}}
+    assert "imagegen.W010" not in ids(settings, PROVIDERS={"default": default})
+    old = {"BACKEND": backend, "OPTIONS": {"api_key": "k-test", "model": "gemini-3.1-flash-image"}}
+    assert "imagegen.W010" in ids(settings, PROVIDERS={"default": old})
+
+
 @pytest.mark.parametrize("days", [-1, "60", 1.5, True])
 def test_a_malformed_warning_window_is_an_error(settings, days):
     assert "imagegen.E015" in ids(settings, SHUTDOWN_WARNING_DAYS=days)

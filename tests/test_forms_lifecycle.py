@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from imagegen import catalog
 from imagegen.forms import provider_choices
 
 LOCMEM = "imagegen.providers.locmem.LocmemProvider"
 SOON = datetime.date.today() + datetime.timedelta(days=10)
 LATER = datetime.date.today() + datetime.timedelta(days=200)
-catalog.register(
-    catalog.ModelInfo(provider="locmem", id="test-retiring-soon", shutdown=SOON),
-    catalog.ModelInfo(provider="locmem", id="test-retiring-later", shutdown=LATER),
-)
+RETIRING = {
+    ("locmem", info.id): info
+    for info in (
+        catalog.ModelInfo(provider="locmem", id="test-retiring-soon", shutdown=SOON),
+        catalog.ModelInfo(provider="locmem", id="test-retiring-later", shutdown=LATER),
+    )
+}
+
+
+@pytest.fixture(autouse=True)
+def retiring_models(monkeypatch) -> None:
+    """Add two retiring locmem models for these tests only (the catalog itself is shared: the
+    generated docs are checked against it)."""
+    known = catalog.get_model
+    monkeypatch.setattr(
+        catalog,
+        "get_model",
+        lambda provider, model: RETIRING.get((provider, model)) or known(provider, model),
+    )
 
 
 def test_models_close_to_shutdown_are_marked(settings) -> None:

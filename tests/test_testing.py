@@ -197,7 +197,8 @@ def test_gemini_image_response() -> None:
     api = MockAPI().reply(gemini_image_response([PNG], text="Here is your bicycle."))
     result = run(GoogleProvider, api)
     assert [(i.content, i.mime_type) for i in result.images] == [(PNG, "image/png")]
-    assert result.cost == Decimal("0.067205")  # 10*0.50 + 1120*60 per million
+    # The default model, gemini-nano-banana-2.1: 10*1.50 + 1120*30 per million.
+    assert result.cost == Decimal("0.033615")
     assert (result.job_id, result.warnings) == ("resp-test", ())
     api.reply(gemini_image_response(usage=False))
     assert "catalog estimate" in run(GoogleProvider, api).warnings[0]

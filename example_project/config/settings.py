@@ -107,6 +107,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 60.0
 CELERY_BEAT_SCHEDULE = {
     "imagegen-sweep-jobs": {"task": "imagegen.sweep_jobs", "schedule": 300.0},
+    # Daily: what the configured providers still serve (problems are logged on imagegen.live).
+    "imagegen-check-models": {"task": "imagegen.check_models", "schedule": 86400.0},
 }
 
 # The shared per-provider limits (IMAGEGEN["TASK_OPTIONS"]["RATE_LIMITS"]) need a cache all

@@ -207,8 +207,11 @@ register(
         provider="locmem",
         id="locmem",
         label="In-memory test provider",
-        # A small per-call maximum, so tests exercise request splitting.
-        capabilities=Capabilities(min_side=1, max_side=8192, max_count=4, negative_prompt=True),
+        # A small per-call maximum, so tests exercise request splitting. It edits and inpaints
+        # (LocmemProvider.operations), so the capabilities say so.
+        capabilities=Capabilities(
+            min_side=1, max_side=8192, max_count=4, negative_prompt=True, edit=True, mask=True
+        ),
     ),
 )
 

@@ -32,6 +32,11 @@ class BaseProvider:
     is_remote: ClassVar[bool] = False
     #: Operations this provider implements (see :data:`imagegen.types.OPERATIONS`).
     operations: ClassVar[tuple[str, ...]] = ("generate",)
+    #: Operations answered by a job the provider polls (a retried task resumes it, never
+    #: paying twice); empty when every call answers at once.
+    polled_operations: ClassVar[tuple[str, ...]] = ()
+    #: Whether a finished job can be reported by a signed webhook (:mod:`imagegen.webhooks`).
+    webhooks: ClassVar[bool] = False
 
     def __init__(self, *, alias: str, model: str | None = None, **options: Any) -> None:
         if options:

@@ -59,6 +59,7 @@ class BFLProvider(JobProvider):
     default_model = "flux-2-pro"
     # "inpaint" is FLUX.1 Fill [pro]'s alone; other endpoints refuse a mask before sending.
     operations = ("generate", "edit", "inpaint")
+    polled_operations = operations
     api_key_env = "BFL_API_KEY"
     default_base_url = "https://api.bfl.ai/v1"
     #: §6.3: results are served from delivery-<region>.bfl.ai hosts.

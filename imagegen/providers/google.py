@@ -52,8 +52,9 @@ class GoogleProvider(HttpProvider):
 
     catalog_key = "google"
     display_name = "Google"
-    # §4.1: the migration table's replacement for Imagen 4 Fast and Standard.
-    default_model = "gemini-3.1-flash-image"
+    # Google's changelog, 2026-10-06: the successor of the deprecated gemini-3.1-flash-image
+    # (itself §4.1's replacement for Imagen 4 Fast and Standard).
+    default_model = "gemini-nano-banana-2.1"
     operations = ("generate", "edit")
     api_key_env = "GEMINI_API_KEY"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"

@@ -13,6 +13,9 @@ GPT Image, Nano Banana...) are reachable only through ``/v2/generations``, whose
 from third-party code alone (§5.3 [UNCERTAIN]); a call that is billed and then unreadable is the
 worst outcome for a cost ledger, so slug model ids are refused before anything is sent.
 
+The newer catalogued models (``GUIDED_MODELS``) are sent the ``contrast`` their guides require
+(:data:`~imagegen.catalog.leonardo.GUIDED_FIELDS`) unless ``extra`` sets it.
+
 Images Leonardo flags ``nsfw`` are dropped but charged, and ``apiCreditCost`` is converted to
 dollars at ``credit_price`` per credit.
 """
@@ -30,6 +33,8 @@ from imagegen import catalog
 from imagegen.catalog.leonardo import (
     CREDIT_PRICE,
     DEFAULT_MODEL,
+    GUIDED_FIELDS,
+    GUIDED_MODELS,
     PLAIN_STYLES,
     PRESET_STYLES,
     V1_CAPS,
@@ -71,6 +76,7 @@ class LeonardoProvider(JobProvider):
     display_name = "Leonardo.Ai"
     default_model = DEFAULT_MODEL
     operations = ("generate",)
+    polled_operations = operations
     api_key_env = "LEONARDO_API_KEY"
     default_base_url = "https://cloud.leonardo.ai/api/rest/v1"
     #: §5.4: generated images live on cdn.leonardo.ai.
@@ -214,6 +220,9 @@ class LeonardoProvider(JobProvider):
             fields["seed"] = request.seed
         if self.preset_style is not None:
             fields["presetStyle"] = self.preset_style
+        if model in GUIDED_MODELS:
+            # Their guides list contrast as required; extra may choose another level.
+            fields.update(GUIDED_FIELDS)
         fields.update(request.extra)
         return fields
 

@@ -1,6 +1,7 @@
 """The live check: what each configured provider's own model-listing endpoint serves today.
 
-``imagegen_providers --live`` and :func:`log_live_report` ask, per configured alias:
+``imagegen_providers --live`` and the periodic task ``imagegen.check_models`` both call
+:func:`run_live_check`, which asks, per configured alias:
 
 * OpenAI ``GET /v1/models``: the ids served and each one's ``shutdown_date`` (OpenAI's
   deprecations page: "call the List models endpoint (GET /v1/models) and check each model's
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -28,12 +30,15 @@ from typing import Any
 from imagegen import catalog
 from imagegen.exceptions import ImagegenError, ProviderError
 from imagegen.pricing import money
+from imagegen.providers import providers as configured
 from imagegen.providers.base import BaseProvider
 from imagegen.providers.http import HttpProvider
 from imagegen.types import ImageRequest
 
 logger = logging.getLogger("imagegen.live")
 
+#: OPTIONS whose values are credentials; they are masked in any error message shown.
+SECRET_OPTION = re.compile(r"key|token|secret|password", re.IGNORECASE)
 #: The Gemini listing is paged; more pages than this are not read (a guard, not a limit met).
 MAX_PAGES = 20
 #: The request whose price is compared with the provider's calculator.
@@ -158,6 +163,8 @@ LISTINGS: dict[str, Callable[[HttpProvider], Served]] = {
     "google": _google_served,
     "leonardo": _leonardo_served,
 }
+#: The providers the live check can ask: those with a listing, and Replicate's model metadata.
+LIVE_CHECKED = frozenset({*LISTINGS, "replicate"})
 
 
 def _replicate_served(provider: HttpProvider, model: str) -> bool:
@@ -212,7 +219,7 @@ def check_alias(alias: str, provider: BaseProvider) -> AliasReport:
     info = provider.model_info()
     report = AliasReport(alias=alias, provider=key, model=model, catalog_shutdown=info.shutdown)
     listing = LISTINGS.get(key)
-    if not isinstance(provider, HttpProvider) or (listing is None and key != "replicate"):
+    if not isinstance(provider, HttpProvider) or key not in LIVE_CHECKED:
         return report
     try:
         if listing is None:
@@ -242,11 +249,49 @@ def check_aliases(providers: Iterable[tuple[str, BaseProvider]]) -> list[AliasRe
     return [check_alias(alias, provider) for alias, provider in providers]
 
 
+def redact(message: str, options: dict[str, Any]) -> str:
+    """Return ``message`` with the values of credential-like OPTIONS masked."""
+    for key, value in options.items():
+        if SECRET_OPTION.search(str(key)) and isinstance(value, str) and len(value) >= 4:
+            message = message.replace(value, "**********")
+    return message
+
+
+def alias_error(alias: str, err: Exception) -> str:
+    """Return why ``alias`` could not be built, its credential-like OPTIONS masked."""
+    config = configured.settings.get(alias) or {}
+    options = config.get("OPTIONS") if isinstance(config, dict) else None
+    return redact(str(err) or type(err).__name__, dict(options or {}))
+
+
+def live_reports() -> list[AliasReport]:
+    """Return the live check of every configured alias; an alias that cannot be built says why."""
+    reports = []
+    for alias in configured.settings:
+        try:
+            provider = configured[alias]
+        except Exception as err:  # noqa: BLE001 - a broken alias is reported, not fatal
+            reports.append(AliasReport(alias=alias, error=alias_error(alias, err)))
+            continue
+        reports.append(check_alias(alias, provider))
+    return reports
+
+
+def run_live_check() -> tuple[list[AliasReport], int]:
+    """Check every configured alias, log each problem; return the reports and the problems.
+
+    This is the whole of ``imagegen_providers --live`` but the printing, and all of the
+    periodic task ``imagegen.check_models``.
+    """
+    reports = live_reports()
+    return reports, log_live_report(reports)
+
+
 def log_live_report(reports: Iterable[AliasReport]) -> int:
     """Log each problem of ``reports`` as a warning on ``imagegen.live``; return how many.
 
-    A periodic task (Celery beat, cron) can run ``imagegen_providers --live`` or call this
-    with :func:`check_aliases` to be told of retirements and catalog drift between releases.
+    A periodic run (the Celery task ``imagegen.check_models``, or cron running
+    ``imagegen_providers --live``) is told of retirements and catalog drift between releases.
     """
     count = 0
     for report in reports:

@@ -76,6 +76,9 @@ class ReplicateProvider(JobProvider):
     display_name = "Replicate"
     default_model = "black-forest-labs/flux-schnell"
     operations = ("generate", "edit")
+    polled_operations = operations
+    #: With the ``webhook_url`` option, predictions report back to :mod:`imagegen.webhooks`.
+    webhooks = True
     api_key_env = "REPLICATE_API_TOKEN"
     default_base_url = "https://api.replicate.com/v1"
     # §3.7: output files are served from replicate.delivery (and its subdomains).

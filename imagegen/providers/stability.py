@@ -77,6 +77,8 @@ class StabilityProvider(JobProvider):
     display_name = "Stability AI"
     default_model = "core"
     operations = OPERATIONS  # all of them: see stability_input for the endpoints
+    #: Only the creative upscale is a job; every other endpoint answers at once.
+    polled_operations = ("upscale",)
     api_key_env = "STABILITY_API_KEY"
     default_base_url = "https://api.stability.ai"
     # §1.5: synchronous endpoints send nothing until the image is ready; use >= 180 s.

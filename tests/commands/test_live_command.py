@@ -146,6 +146,8 @@ def test_leonardo_platform_models_and_the_pricing_calculator(settings) -> None:
             "custom_models": [
                 {"id": LIGHTNING_XL, "name": "Leonardo Lightning XL"},
                 {"id": "7b592283-e8a7-4c5a-9ba6-d18c31f258b9", "name": "Lucid Origin"},
+                # A platform model the catalog lacks (a made-up UUID).
+                {"id": "00000000-0000-4000-8000-00000000c0de", "name": "Leonardo Vision X"},
             ]
         }
     )
@@ -170,7 +172,7 @@ def test_leonardo_platform_models_and_the_pricing_calculator(settings) -> None:
         },
     }
     assert report["served"] is True
-    assert report["unknown_ids"] == ["7b592283-e8a7-4c5a-9ba6-d18c31f258b9"]
+    assert report["unknown_ids"] == ["00000000-0000-4000-8000-00000000c0de"]
     # 10 credits estimated against 12 from the calculator, at $0.0015 a credit.
     assert (Decimal(report["estimate"]), Decimal(report["provider_price"])) == (
         Decimal("0.015"),

@@ -46,7 +46,9 @@ def image_of(payload: dict, index: int = 0) -> bytes:
 def test_identity() -> None:
     provider = GoogleProvider(alias="google", api_key=KEY)
     assert (provider.catalog_key, provider.display_name) == ("google", "Google")
-    assert provider.model == "gemini-3.1-flash-image"
+    # Google's changelog, 2026-10-06: the successor of the deprecated gemini-3.1-flash-image.
+    assert provider.model == "gemini-nano-banana-2.1"
+    assert not provider.model_info().deprecated
     assert provider.base_url == ROOT
     assert provider.api_key_env == "GEMINI_API_KEY"
     assert KEY not in repr(provider)
@@ -62,7 +64,7 @@ def test_gemini_request_on_the_wire(mock_api) -> None:
     run(make(mock_api), width=1536, height=864, aspect_ratio="16:9")
     sent = mock_api.last
     assert sent.method == "POST"
-    assert str(sent.url) == f"{ROOT}/models/gemini-3.1-flash-image:generateContent"
+    assert str(sent.url) == f"{ROOT}/models/gemini-nano-banana-2.1:generateContent"
     assert sent.url.query == b""
     assert KEY not in str(sent.url)
     assert sent.headers["x-goog-api-key"] == KEY
@@ -133,8 +135,8 @@ def test_edit_sends_the_source_images_as_inline_data(mock_api) -> None:
         {"inline_data": {"mime_type": "image/jpeg", "data": base64.b64encode(second).decode()}},
     ]
     assert result.usage["image_input_tokens"] == 1120
-    # 20 text-in and 1120 image-in tokens at $0.50, 1120 image-out at $60, per million.
-    assert result.cost == Decimal("0.067770")
+    # 20 text-in and 1120 image-in tokens at $1.50, 1120 image-out at $30, per million.
+    assert result.cost == Decimal("0.035310")
     assert result.job_id == "resp-edit-2"
 
 
@@ -169,7 +171,7 @@ def test_gemini_answer_is_parsed(mock_api) -> None:
     result = run(make(mock_api))
     assert [image.content for image in result.images] == [image_of(payload)]
     assert result.images[0].mime_type == "image/png"
-    assert result.model == "gemini-3.1-flash-image"
+    assert result.model == "gemini-nano-banana-2.1"
     assert result.job_id == "resp-7f3a9c"
     assert result.usage == {
         "text_input_tokens": 12,
@@ -237,13 +239,13 @@ def test_usage_from_tolerates_missing_pieces() -> None:
     }
 
 
-@pytest.mark.parametrize(("image_size", "cost"), [(None, "0.067250"), ("2K", "0.100850")])
+@pytest.mark.parametrize(("image_size", "cost"), [(None, "0.033750"), ("2K", "0.050550")])
 def test_missing_usage_bills_the_estimate_with_a_warning(mock_api, image_size, cost) -> None:
     payload = fixture("generate.json")
     del payload["usageMetadata"]
     mock_api.reply(json=payload)
     result = run(make(mock_api, image_size=image_size))
-    # 100 estimated prompt tokens at $0.50 + 1120 (1K) or 1680 (2K) tokens at $60, per million.
+    # 100 estimated prompt tokens at $1.50 + 1120 (1K) or 1680 (2K) tokens at $30, per million.
     assert result.cost == Decimal(cost)
     assert result.usage == {}
     assert "no token usage" in result.warnings[0]
@@ -618,16 +620,16 @@ def test_pipeline_hero_succeeds_with_cost_from_usage(settings, mock_api) -> None
     generation = imagegen.generate(prompt="a red fox", provider="google", preset="hero")
     generation.refresh_from_db()
     assert generation.status == "succeeded", generation.error_message
-    assert generation.model == "gemini-3.1-flash-image"
-    assert generation.estimated_cost == Decimal("0.067250")
-    assert generation.cost == Decimal("0.067206")
+    assert generation.model == "gemini-nano-banana-2.1"
+    assert generation.estimated_cost == Decimal("0.033750")  # 100*1.50 + 1120*30 per million
+    assert generation.cost == Decimal("0.033618")  # 12*1.50 + 1120*30 per million
     assert generation.usage["image_output_tokens"] == 1120
     assert generation.provider_job_id == "resp-7f3a9c"
     image = generation.images.get()
     assert image.mime_type == "image/png"
     assert image.file.read() == image_of(payload)
     sent = mock_api.last
-    assert str(sent.url) == f"{ROOT}/models/gemini-3.1-flash-image:generateContent"
+    assert str(sent.url) == f"{ROOT}/models/gemini-nano-banana-2.1:generateContent"
     assert sent.headers["x-goog-api-key"] == "k-test"
     body = mock_api.last_json()
     assert body["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}

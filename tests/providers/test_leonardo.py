@@ -398,31 +398,90 @@ def test_estimates_are_ten_credits_per_image_at_the_documented_rate(count, expec
     assert provider.estimate_cost(ImageRequest(prompt=PROMPT, count=count)) == Decimal(expected)
 
 
-PHOENIX = "de7d3faf-762f-48e0-b3b7-9d0ac3a3fcf3"  # any v1 model UUID imagegen does not list
+# A made-up v1 model UUID, in the catalog of no provider.
+UNLISTED = "00000000-0000-4000-8000-00000000c0de"
 
 
 def test_an_uncatalogued_model_uuid_gets_the_v1_limits_and_the_default_estimate() -> None:
-    provider = LeonardoProvider(alias="leonardo", api_key=KEY, model=PHOENIX)
+    provider = LeonardoProvider(alias="leonardo", api_key=KEY, model=UNLISTED)
     info = provider.model_info()
-    assert (info.id, info.capabilities) == (PHOENIX, V1_CAPS)
+    assert (info.id, info.capabilities) == (UNLISTED, V1_CAPS)
     assert provider.estimate_cost(ImageRequest(prompt=PROMPT)) == Decimal("0.015000")
     calls, _ = provider.prepare(ImageRequest(prompt=PROMPT, width=3000, height=3000, count=5))
     assert [(c.width, c.height, c.count) for c in calls] == [(1536, 1536, 4), (1536, 1536, 1)]
 
 
 def test_prices_setting_prices_an_uncatalogued_model_and_credit_price_applies(settings) -> None:
-    settings.IMAGEGEN = {"PRICES": {PHOENIX: {"per_credit": 20, "credit_price": "0.0015"}}}
-    provider = LeonardoProvider(alias="leonardo", api_key=KEY, model=PHOENIX)
+    settings.IMAGEGEN = {"PRICES": {UNLISTED: {"per_credit": 20, "credit_price": "0.0015"}}}
+    provider = LeonardoProvider(alias="leonardo", api_key=KEY, model=UNLISTED)
     assert provider.model_info().capabilities is V1_CAPS
     assert provider.estimate_cost(ImageRequest(prompt=PROMPT)) == Decimal("0.030000")
-    cheaper = LeonardoProvider(alias="l", api_key=KEY, model=PHOENIX, credit_price="0.001")
+    cheaper = LeonardoProvider(alias="l", api_key=KEY, model=UNLISTED, credit_price="0.001")
     assert cheaper.estimate_cost(ImageRequest(prompt=PROMPT)) == Decimal("0.020000")
+
+
+# Leonardo's model guides on docs.leonardo.ai: each UUID is in its guide's sample request.
+GUIDED = {
+    "7b592283-e8a7-4c5a-9ba6-d18c31f258b9": ("Lucid Origin", "lucid-origin"),
+    "05ce0082-2d80-4a2d-8653-4d1c85e2418e": ("Lucid Realism", "lucid-realism"),
+    "de7d3faf-762f-48e0-b3b7-9d0ac3a3fcf3": ("Leonardo Phoenix 1.0", "phoenix"),
+    "28aeddf8-bd19-4803-80fc-79602d1a9989": ("FLUX.1 Kontext [pro]", "flux-1-kontext-pro"),
+    "1dd50843-d653-4516-a8e3-f0238ee453ff": (
+        "FLUX.1 Schnell (Flux Speed)",
+        "generate-images-using-flux",
+    ),
+    "b2614463-296c-462a-9586-aafdb8f00e36": (
+        "FLUX.1 Dev (Flux Precision)",
+        "generate-images-using-flux",
+    ),
+}
+PHOENIX = "de7d3faf-762f-48e0-b3b7-9d0ac3a3fcf3"
+
+
+def test_the_current_models_are_catalogued_with_the_guide_that_names_them() -> None:
+    models = {info.id: info for info in catalog.models_for("leonardo")}
+    assert set(models) == {DEFAULT_MODEL, *GUIDED}
+    for model_id, (label, page) in GUIDED.items():
+        info = models[model_id]
+        assert info.label == label and info.status() == "active"
+        assert info.sources["id"].url == f"https://docs.leonardo.ai/docs/{page}"
+        assert info.sources["id"].verified
+        # No credit cost is published: estimated like Lightning XL, and marked unverified.
+        assert info.unverified() == ["price"]
+        assert "No credit cost for this model is on Leonardo's pages" in info.sources["price"].note
+        assert info.price.describe() == "10 credits ($0.0015 each) per image"
+        caps = info.capabilities
+        assert (caps.max_side, caps.max_count, caps.output_formats) == (1536, 4, ("jpeg",))
+        assert (caps.seed, caps.negative_prompt, caps.edit) == (True, False, False)
+
+
+def test_a_guided_model_is_sent_the_contrast_its_guide_requires() -> None:
+    api = MockAPI().reply(json=CREATE).reply(json=COMPLETE)
+    result = run(make(api, cdn_with(), model=PHOENIX), count=2)
+    body = body_of(api.requests[0])
+    assert (body["modelId"], body["contrast"]) == (PHOENIX, 3.5)
+    assert result.cost == Decimal("0.018000")  # apiCreditCost, not the unverified estimate
+    api = MockAPI().reply(json=CREATE).reply(json=COMPLETE)
+    run(make(api, cdn_with(), model=PHOENIX), count=2, extra={"contrast": 4})
+    assert body_of(api.requests[0])["contrast"] == 4  # extra chooses another level
+    api = MockAPI().reply(json=CREATE).reply(json=COMPLETE)
+    run(make(api, cdn_with()), count=2)
+    assert "contrast" not in body_of(api.requests[0])  # Lightning XL: never sent
+
+
+def test_a_guided_model_drops_the_negative_prompt_its_guide_does_not_list() -> None:
+    provider = LeonardoProvider(alias="leonardo", api_key=KEY, model=PHOENIX)
+    calls, warnings = provider.prepare(
+        ImageRequest(prompt=PROMPT, negative_prompt="text", output_format="jpeg")
+    )
+    assert calls[0].negative_prompt == ""
+    assert warnings == [f"{PHOENIX} does not take a negative prompt; it was not sent."]
 
 
 def test_an_uncatalogued_model_is_sent_as_its_model_id() -> None:
     api = MockAPI().reply(json=CREATE).reply(json=COMPLETE)
-    result = run(make(api, cdn_with(), model=PHOENIX), count=2)
-    assert body_of(api.requests[0])["modelId"] == PHOENIX
+    result = run(make(api, cdn_with(), model=UNLISTED), count=2)
+    assert body_of(api.requests[0])["modelId"] == UNLISTED
     assert result.cost == Decimal("0.018000")  # apiCreditCost, whatever the catalog says
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,10 +13,7 @@ from imagegen.conf import imagegen_settings
 from imagegen.management.output import table
 from imagegen.providers import providers
 from imagegen.providers.http import HttpProvider
-from imagegen.providers.listing import AliasReport, check_alias, log_live_report
-
-#: OPTIONS whose values are credentials; they are masked in any error message shown.
-SECRET_OPTION = re.compile(r"key|token|secret|password", re.IGNORECASE)
+from imagegen.providers.listing import AliasReport, alias_error, run_live_check
 
 
 def lifecycle(info: catalog.ModelInfo, today: datetime.date) -> str:
@@ -36,14 +32,6 @@ def lifecycle(info: catalog.ModelInfo, today: datetime.date) -> str:
     return "; ".join(parts)
 
 
-def redact(message: str, options: dict[str, Any]) -> str:
-    """Return ``message`` with the values of credential-like OPTIONS masked."""
-    for key, value in options.items():
-        if SECRET_OPTION.search(str(key)) and isinstance(value, str) and len(value) >= 4:
-            message = message.replace(value, "**********")
-    return message
-
-
 def describe_alias(alias: str, today: datetime.date) -> dict[str, Any]:
     """Return what is known about one alias; a provider that cannot be built gives its error."""
     config = providers.settings.get(alias) or {}
@@ -55,8 +43,7 @@ def describe_alias(alias: str, today: datetime.date) -> dict[str, Any]:
     try:
         provider = providers[alias]
     except Exception as err:  # noqa: BLE001 - a broken alias is reported, not fatal
-        options = config.get("OPTIONS") if isinstance(config, dict) else None
-        entry["error"] = redact(str(err) or type(err).__name__, dict(options or {}))
+        entry["error"] = alias_error(alias, err)
         return entry
     info = catalog.get_model(provider.catalog_key, provider.model)
     if isinstance(provider, HttpProvider):
@@ -100,22 +87,6 @@ def checked_text(model: dict[str, Any]) -> str:
     if model["unverified"]:
         text += f" ({len(model['unverified'])} unverified: {', '.join(model['unverified'])})"
     return text
-
-
-def live_reports() -> list[AliasReport]:
-    """Return the live check of every configured alias; an alias that cannot be built says why."""
-    reports = []
-    for alias in providers.settings:
-        try:
-            provider = providers[alias]
-        except Exception as err:  # noqa: BLE001 - a broken alias is reported, not fatal
-            config = providers.settings.get(alias) or {}
-            options = config.get("OPTIONS") if isinstance(config, dict) else None
-            message = redact(str(err) or type(err).__name__, dict(options or {}))
-            reports.append(AliasReport(alias=alias, error=message))
-            continue
-        reports.append(check_alias(alias, provider))
-    return reports
 
 
 def live_entry(report: AliasReport) -> dict[str, Any]:
@@ -198,9 +169,8 @@ class Command(BaseCommand):
             self.write_models(models)
 
     def handle_live(self, fmt: str, *, strict: bool) -> None:
-        reports = live_reports()
-        # Each problem is logged too, so a periodic run (cron, Celery beat) leaves warnings.
-        problems = log_live_report(reports)
+        # The same check as the task imagegen.check_models: each problem is logged too.
+        reports, problems = run_live_check()
         if fmt == "json":
             self.stdout.write(json.dumps({"live": [live_entry(r) for r in reports]}, indent=2))
         else:
