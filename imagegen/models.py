@@ -230,11 +230,19 @@ class Generation(models.Model):
             models.Index(
                 fields=["content_type", "object_id", "field_name"], name="imagegen_gen_target_idx"
             ),
-            # With the money columns, so that the ledger's total of one status (a filter the
-            # rollups do not answer) is read from the index alone on PostgreSQL.
+            # With the money columns as trailing keys, so that the ledger's total of one status
+            # (a filter the rollups do not answer) is read from the index alone on PostgreSQL.
+            # Keys rather than INCLUDE columns: every database takes them (SQLite has no
+            # INCLUDE, and Django 6 warns about it, models.W040).
             models.Index(
-                fields=["status", "created_at"],
-                include=["currency", "cost", "estimated_cost", "unconfirmed_cost"],
+                fields=[
+                    "status",
+                    "created_at",
+                    "currency",
+                    "cost",
+                    "estimated_cost",
+                    "unconfirmed_cost",
+                ],
                 name="imagegen_gen_status_idx",
             ),
             models.Index(fields=["created_at"], name="imagegen_gen_created_idx"),

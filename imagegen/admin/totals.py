@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from imagegen.models import SpendDay
+from imagegen.models import Generation, SpendDay
 from imagegen.money import format_cost
 
 #: Query parameters that do not filter rows: ordering, page, "show all", popups and errors.
@@ -192,6 +192,13 @@ def date_navigation(changelist: Any) -> dict[str, Any]:
     the rollup: with the other filters when the rollup knows them, else every day with any
     generation. The admin's own reads ``DISTINCT`` dates from the whole ledger.
     """
+    navigation = _levels(changelist)
+    # Django 6.1's template labels the navigation "Filter by <field>".
+    navigation["field_name"] = Generation._meta.get_field(DATE_FIELD).verbose_name
+    return navigation
+
+
+def _levels(changelist: Any) -> dict[str, Any]:
     params = changelist.params
     year = params.get(f"{DATE_FIELD}__year")
     month = params.get(f"{DATE_FIELD}__month")

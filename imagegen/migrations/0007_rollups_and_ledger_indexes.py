@@ -96,7 +96,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='generation',
-            index=models.Index(fields=['status', 'created_at'], include=('currency', 'cost', 'estimated_cost', 'unconfirmed_cost'), name='imagegen_gen_status_idx'),
+            index=models.Index(fields=['status', 'created_at', 'currency', 'cost', 'estimated_cost', 'unconfirmed_cost'], name='imagegen_gen_status_idx'),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
