@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from imagegen.conf import imagegen_settings
-from imagegen.exceptions import InvalidResponse
+from imagegen.exceptions import InvalidResponse, UnsupportedRequest
 
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "AVIF": "image/avif"}
 #: EXIF orientations that turn the image a quarter: the displayed width is the stored height.
@@ -92,6 +92,60 @@ def clean(upright: Image.Image) -> Image.Image:
         upright = upright.convert(mode)
     upright.info = {}
     return upright
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanInput:
+    """An input image made safe to send: upright, metadata-free PNG bytes, and their size."""
+
+    content: bytes
+    width: int
+    height: int
+
+
+def clean_input(data: bytes, name: str, *, grayscale: bool = False) -> CleanInput:
+    """Check an input image (a source, mask or reference) like a result; return it cleaned.
+
+    ``data`` goes through the checks of :func:`decode` (byte cap, format allow-list, pixel cap,
+    a full decode), is turned upright by its EXIF orientation, and is re-encoded as a PNG with
+    no metadata at all: no EXIF (and so no GPS position), no XMP, no ICC profile, no text
+    chunks. A mask is made ``grayscale`` (white marks the area to change). Raises
+    :class:`~imagegen.exceptions.UnsupportedRequest` naming ``name`` (such as "source image")
+    and the limit it broke.
+    """
+    max_bytes = int(imagegen_settings.MAX_IMAGE_BYTES)
+    if not data:
+        raise UnsupportedRequest(f"The {name} is empty.")
+    if len(data) > max_bytes:
+        raise UnsupportedRequest(
+            f"The {name} is {len(data):,} bytes, more than the {max_bytes:,}-byte limit "
+            "(IMAGEGEN['MAX_IMAGE_BYTES'])."
+        )
+    try:
+        image = _open(data)
+    except InvalidResponse as err:
+        raise UnsupportedRequest(_input_problem(name, err.code)) from err
+    with image:
+        upright = clean(image)
+        if grayscale:
+            upright = upright.convert("L")
+        buffer = io.BytesIO()
+        upright.save(buffer, "PNG")
+        width, height = upright.size
+    return CleanInput(content=buffer.getvalue(), width=width, height=height)
+
+
+def _input_problem(name: str, code: str) -> str:
+    if code == "not_an_image":
+        allowed = " or ".join(fmt.upper() for fmt in imagegen_settings.ALLOWED_FORMATS)
+        return f"The {name} is not a {allowed} image (IMAGEGEN['ALLOWED_FORMATS'])."
+    if code == "decompression_bomb":
+        limit = int(imagegen_settings.MAX_IMAGE_PIXELS)
+        return (
+            f"The {name} has too many pixels: the limit is {limit:,} "
+            "(IMAGEGEN['MAX_IMAGE_PIXELS'])."
+        )
+    return f"The {name} is truncated or corrupt."
 
 
 def _to_srgb(image: Image.Image, icc: bytes, mode: str) -> Image.Image | None:

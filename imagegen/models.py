@@ -187,6 +187,41 @@ class Generation(models.Model):
         related_name="fallbacks",
         help_text=_("The failed generation this one retried on the preset's next provider."),
     )
+    operation = models.CharField(
+        _("operation"),
+        max_length=32,
+        default="generate",
+        help_text=_("generate (text to image), edit, inpaint, outpaint, erase, upscale..."),
+    )
+    source_image = models.ForeignKey(
+        "GeneratedImage",
+        verbose_name=_("source image"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="edits",
+        help_text=_("The generated image this operation worked on."),
+    )
+    source_file = models.FileField(
+        _("source file"),
+        storage=get_storage,
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_(
+            "The uploaded source image, cleaned of its metadata, when it was not generated."
+        ),
+    )
+    source_sha256 = models.CharField(
+        _("source SHA-256"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("SHA-256 of the source image as sent to the provider."),
+    )
+    mask_file = models.FileField(
+        _("mask file"), storage=get_storage, max_length=255, blank=True, default=""
+    )
 
     reservation = models.JSONField(
         _("budget reservation"),
@@ -344,6 +379,15 @@ class GeneratedImage(models.Model):
             "manifest of the original's active C2PA manifest."
         ),
     )
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text=_("The image an edit, inpaint, upscale... of it was made from."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -358,6 +402,15 @@ class GeneratedImage(models.Model):
 
     def __str__(self) -> str:
         return self.file.name
+
+    def lineage(self) -> list[GeneratedImage]:
+        """Return this image and its ancestors, newest first: upscaled, inpainted, generated."""
+        chain, seen, image = [], set(), self
+        while image is not None and image.pk not in seen:
+            chain.append(image)
+            seen.add(image.pk)
+            image = image.parent
+        return chain
 
 
 class MicroAmountField(models.BigIntegerField):

@@ -201,7 +201,16 @@ register(
         provider="placeholder",
         id="placeholder",
         label="Offline placeholder art",
-        capabilities=Capabilities(min_side=16, max_side=8192, max_count=16, negative_prompt=True),
+        # It does every operation offline (PlaceholderProvider.operations).
+        capabilities=Capabilities(
+            min_side=16,
+            max_side=8192,
+            max_count=16,
+            negative_prompt=True,
+            edit=True,
+            mask=True,
+            max_references=4,
+        ),
     ),
     ModelInfo(
         provider="locmem",
@@ -210,7 +219,13 @@ register(
         # A small per-call maximum, so tests exercise request splitting. It edits and inpaints
         # (LocmemProvider.operations), so the capabilities say so.
         capabilities=Capabilities(
-            min_side=1, max_side=8192, max_count=4, negative_prompt=True, edit=True, mask=True
+            min_side=1,
+            max_side=8192,
+            max_count=4,
+            negative_prompt=True,
+            edit=True,
+            mask=True,
+            max_references=4,
         ),
     ),
 )

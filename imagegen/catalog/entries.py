@@ -38,6 +38,10 @@ class Capabilities:
     negative_prompt: bool = False
     edit: bool = False
     mask: bool = False
+    #: Reference images (style, subject) a request may carry besides its source.
+    max_references: int = 0
+    #: Pixel limit of a source image (width x height); None means imagegen's own cap only.
+    max_input_pixels: int | None = None
     output_formats: tuple[str, ...] = ANY_FORMAT
 
 

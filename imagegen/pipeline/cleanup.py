@@ -16,16 +16,17 @@ from django.core.files.storage import Storage
 from django.db import router, transaction
 from django.db.models import Q
 
-from imagegen.models import GeneratedImage
+from imagegen.models import GeneratedImage, Generation
 
 logger = logging.getLogger("imagegen")
 
 
 def referenced_names(names: Iterable[str], *, using: str | None = None) -> set[str]:
-    """Return those of ``names`` that a ``GeneratedImage`` row uses, as file or as derivative.
+    """Return those of ``names`` that a row uses: a ``GeneratedImage``'s file or derivative,
+    or a ``Generation``'s source, mask or reference image.
 
-    One query. Derivative names live in a JSON list, which no index covers, so rows are matched
-    by substring and the names compared exactly here.
+    Two queries. Derivative and reference names live in JSON, which no index covers, so rows
+    are matched by substring and the names compared exactly here.
     """
     wanted = set(names)
     if not wanted:
@@ -41,6 +42,12 @@ def referenced_names(names: Iterable[str], *, using: str | None = None) -> set[s
         for item in derivatives or ():
             if isinstance(item, dict) and item.get("name") in wanted:
                 found.add(item["name"])
+    inputs = Q(source_file__in=wanted) | Q(mask_file__in=wanted)
+    for name in wanted:
+        inputs |= Q(params__icontains=name)
+    generations = Generation._default_manager.db_manager(using).filter(inputs)
+    for source, mask, params in generations.values_list("source_file", "mask_file", "params"):
+        found.update({source, mask, *((params or {}).get("references") or ())} & wanted)
     return found
 
 

@@ -14,17 +14,29 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from imagegen import catalog
 from imagegen.conf import imagegen_settings
-from imagegen.exceptions import UnsupportedRequest
+from imagegen.exceptions import ImagegenError, UnsupportedRequest
 from imagegen.fields import GeneratedImageField, resolve_field
+from imagegen.images import clean_input
+from imagegen.models import GeneratedImage
+from imagegen.pipeline.inputs import (
+    PROMPT_OPTIONAL,
+    Inputs,
+    current_image,
+    outpaint_padding,
+    resolve,
+    sha256,
+)
 from imagegen.presets import Preset, get_preset
 from imagegen.prompts import build_prompt, clean
 from imagegen.providers import get_provider, providers
 from imagegen.providers.base import BaseProvider
-from imagegen.types import ImageRequest
+from imagegen.storage import get_storage
+from imagegen.types import OPERATIONS, ImageRequest
 
 #: Keyword arguments of ``generate()`` beyond the named ones.
 PARAMS = {
@@ -37,6 +49,8 @@ PARAMS = {
     "quality",
     "extra",
     "attach",
+    "scale",
+    "padding",
 }
 
 
@@ -62,11 +76,26 @@ class Params:
     attach: bool = False
     #: The provider aliases to fall back through, in order, after a provider failure.
     fallbacks: tuple[str, ...] = ()
+    #: One of :data:`imagegen.types.OPERATIONS`; ``generate`` is text to image.
+    operation: str = "generate"
+    #: SHA-256 of the source and mask as sent (cleaned PNG bytes); ``""`` when there is none.
+    source_sha256: str = ""
+    mask_sha256: str = ""
+    #: Storage names of the cleaned reference images, in order.
+    references: tuple[str, ...] = ()
+    #: Padding (left, top, right, bottom) an outpaint adds around the source.
+    padding: tuple[int, int, int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the value stored in ``Generation.params``."""
         data = asdict(self)
         data["calls"], data["fallbacks"] = list(self.calls), list(self.fallbacks)
+        data["references"] = list(self.references)
+        data["padding"] = None if self.padding is None else list(self.padding)
+        if self.operation == "generate":
+            # Text-to-image rows keep the keys they always had (and their request hashes).
+            for name in ("operation", "source_sha256", "mask_sha256", "references", "padding"):
+                data.pop(name)
         return data
 
     @classmethod
@@ -74,8 +103,10 @@ class Params:
         """Return the value stored in ``data``; keys it lacks (older rows) take the defaults."""
         data = data or {}
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        for name in ("calls", "fallbacks"):
+        for name in ("calls", "fallbacks", "references"):
             known[name] = tuple(known.get(name) or ())
+        if known.get("padding") is not None:
+            known["padding"] = tuple(known["padding"])
         for name in ("args", "extra"):
             known[name] = dict(known.get(name) or {})
         return cls(**known)
@@ -83,6 +114,7 @@ class Params:
     def requests(self, generation: Any) -> list[ImageRequest]:
         """Return the adapted provider calls of ``generation``, whose params these are."""
         calls = self.calls or (generation.count,)
+        images, mask = self.input_images(generation)
         return [
             ImageRequest(
                 prompt=generation.prompt,
@@ -95,10 +127,61 @@ class Params:
                 model=generation.model or None,
                 output_format=self.output_format,
                 quality=self.quality,
+                operation=self.operation,
+                source_images=images,
+                mask=mask,
                 extra=self.extra,
             )
             for index, count in enumerate(calls)
         ]
+
+    def input_images(self, generation: Any) -> tuple[tuple[bytes, ...], bytes | None]:
+        """Return the cleaned source and reference images of ``generation``, and its mask."""
+        if self.operation == "generate" and not self.references:
+            return (), None
+        storage = get_storage()
+        images = []
+        source = generation.source_image.file if generation.source_image_id else None
+        source = source or generation.source_file
+        if source:
+            images.append(_cleaned(source, "source image"))
+        for index, name in enumerate(self.references, start=1):
+            with storage.open(name, "rb") as file:
+                images.append(clean_input(file.read(), f"reference image {index}").content)
+        mask = (
+            _cleaned(generation.mask_file, "mask", grayscale=True) if generation.mask_file else None
+        )
+        return tuple(images), mask
+
+
+def _cleaned(file: Any, name: str, *, grayscale: bool = False) -> bytes:
+    file.open("rb")
+    try:
+        return clean_input(file.read(), name, grayscale=grayscale).content
+    finally:
+        file.close()
+
+
+def inputs_of(generation: Any) -> dict[str, Any]:
+    """Return the ``operation``, ``source``, ``mask`` and ``reference`` arguments of a row.
+
+    A fallback provider's row is planned with them, so that it gets the same images.
+    """
+    params = params_of(generation)
+    if params.operation == "generate" and not params.references:
+        return {}
+    images, mask = params.input_images(generation)
+    has_source = bool(generation.source_image_id or generation.source_file)
+    if generation.source_image_id:
+        source: Any = generation.source_image
+    else:
+        source = images[0] if has_source else None
+    return {
+        "operation": params.operation,
+        "source": source,
+        "mask": mask,
+        "reference": list(images[1:] if has_source else images) or None,
+    }
 
 
 def params_of(generation: Any) -> Params:
@@ -120,6 +203,8 @@ class Plan:
     params: Params
     target: models.Model | None = None
     field_name: str = ""
+    #: The cleaned source, mask and reference images, stored when the row is recorded.
+    inputs: Inputs = field(default_factory=Inputs)
 
     @property
     def count(self) -> int:
@@ -162,6 +247,53 @@ def _choose_alias(explicit: str | None, field_alias: str | None, preset: Preset 
     return imagegen_settings.DEFAULT_PROVIDER, ()
 
 
+def can_do(backend: BaseProvider, inputs: Inputs, model: str | None = None) -> str:
+    """Return why ``backend`` cannot do ``inputs``' operation with them, or ``""`` if it can."""
+    name = backend.display_name or backend.alias
+    if inputs.operation not in backend.operations:
+        return f"{name} cannot {inputs.operation} images"
+    caps = backend.model_info(model or backend.model).capabilities
+    if inputs.mask is not None and not caps.mask:
+        return f"{name} takes no mask"
+    if len(inputs.references) > caps.max_references:
+        return (
+            f"{name} takes at most {caps.max_references} reference images, "
+            f"not {len(inputs.references)}"
+        )
+    source = inputs.source
+    too_big = caps.max_input_pixels and source is not None
+    if too_big and source.width * source.height > caps.max_input_pixels:
+        return (
+            f"the source image is {source.width}x{source.height} pixels, over {name}'s "
+            f"{caps.max_input_pixels:,}-pixel limit"
+        )
+    return ""
+
+
+def _able(inputs: Inputs) -> list[str]:
+    """Return the configured aliases that can do ``inputs``' operation with them."""
+    return [alias for alias in providers if _capable(alias, inputs)]
+
+
+def _capable(alias: str, inputs: Inputs) -> bool:
+    try:
+        return not can_do(get_provider(alias), inputs)
+    except (ImagegenError, ImproperlyConfigured):  # a provider that cannot be built cannot
+        return False
+
+
+def _edit_target(
+    source: Any, target: models.Model | None, field: str | None
+) -> tuple[models.Model | None, str | None]:
+    """Return the target and field of an edit: a generated source's own, unless given."""
+    if target is not None or not isinstance(source, GeneratedImage):
+        return target, field
+    made_for = source.generation
+    if not made_for.content_type_id or made_for.target is None:
+        return None, field
+    return made_for.target, field or made_for.field_name or None
+
+
 def make_plan(
     *,
     prompt: str | None = None,
@@ -170,19 +302,33 @@ def make_plan(
     target: models.Model | None = None,
     field: str | None = None,
     count: int = 1,
+    operation: str = "generate",
+    source: Any = None,
+    mask: Any = None,
+    reference: Any = None,
     **params: Any,
 ) -> Plan:
     """Resolve the arguments of :func:`imagegen.generate` into a :class:`Plan`."""
     unknown = set(params) - PARAMS
     if unknown:
         raise TypeError(f"Unexpected generate() arguments: {', '.join(sorted(unknown))}.")
+    if operation not in OPERATIONS:
+        raise UnsupportedRequest(
+            f"Unknown operation {operation!r}: choose one of {', '.join(OPERATIONS)}."
+        )
     attach = bool(params.get("attach", True))
+    target, field = _edit_target(source, target, field)
     model_field = resolve_field(target, field, attach=attach) if target is not None else None
     is_generated = isinstance(model_field, GeneratedImageField)
+    if operation != "generate" and source is None and model_field is not None:
+        source = current_image(target, model_field.name)
+    inputs = resolve(operation, source=source, mask=mask, reference=reference)
     preset_obj = get_preset(preset or (model_field.preset if is_generated else None))
     subject = prompt
     if not subject and target is not None:
         subject = model_field.prompt_for(target) if is_generated else clean(str(target))
+    if not subject and operation in PROMPT_OPTIONAL:
+        subject = operation.replace("_", " ")
     if not subject or not clean(subject):
         raise UnsupportedRequest("A prompt is required.")
     if not 1 <= int(count) <= 16:
@@ -191,7 +337,19 @@ def make_plan(
         provider, model_field.provider if is_generated else None, preset_obj
     )
     backend = get_provider(alias)
+    if operation != "generate" or inputs.references:
+        why = can_do(backend, inputs, params.get("model"))
+        if why:
+            able = _able(inputs)
+            raise UnsupportedRequest(
+                f"{why}. Configured providers that can: {', '.join(able) or 'none'}.",
+                provider=alias,
+            )
+        fallbacks = tuple(a for a in fallbacks if _capable(a, inputs))
     width, height = preset_obj.size if preset_obj else (1024, 1024)
+    padding = None
+    if inputs.source is not None:
+        width, height, padding = _output_size(inputs, preset_obj, params)
     request = ImageRequest(
         prompt=build_prompt(subject, preset_obj),
         negative_prompt=params.get(
@@ -206,6 +364,9 @@ def make_plan(
         output_format=params.get("output_format")
         or (preset_obj.output_format if preset_obj else "png"),
         quality=params.get("quality") or (preset_obj.provider_quality if preset_obj else None),
+        operation=operation,
+        source_images=inputs.images(),
+        mask=inputs.mask_bytes,
         extra=dict(params.get("extra") or {}),
     )
     calls, warnings = backend.prepare(request)
@@ -221,6 +382,7 @@ def make_plan(
         estimated_cost=catalog.estimate_calls(calls, info),
         target=target,
         field_name=model_field.name if model_field else "",
+        inputs=inputs,
         params=Params(
             subject=clean(subject),
             args={k: v for k, v in params.items() if k != "attach"},
@@ -234,5 +396,49 @@ def make_plan(
             calls=tuple(call.count for call in calls),
             attach=attach,
             fallbacks=fallbacks,
+            operation=operation,
+            source_sha256=sha256(inputs.source),
+            mask_sha256=sha256(inputs.mask),
+            references=tuple(sha256(item) for item in inputs.references),
+            padding=padding,
         ),
     )
+
+
+def _output_size(
+    inputs: Inputs, preset: Preset | None, params: dict[str, Any]
+) -> tuple[int, int, tuple[int, int, int, int] | None]:
+    """Return the output size of an operation on a source, and an outpaint's padding."""
+    source = inputs.source
+    assert source is not None
+    width, height, padding = source.width, source.height, None
+    if inputs.operation == "upscale":
+        scale = params.get("scale") or 2
+        try:
+            scale = float(scale)
+        except (TypeError, ValueError) as err:
+            raise UnsupportedRequest(f"scale must be a number, not {scale!r}.") from err
+        if not 1 < scale <= 8:
+            raise UnsupportedRequest(f"scale must be above 1 and at most 8, not {scale}.")
+        width, height = round(width * scale), round(height * scale)
+    elif inputs.operation == "outpaint":
+        padding = params.get("padding")
+        if padding is None:
+            if preset is None:
+                raise UnsupportedRequest(
+                    "outpaint needs padding=(left, top, right, bottom) or a preset to fit."
+                )
+            padding = outpaint_padding(width, height, preset.aspect_ratio)
+        try:
+            padding = tuple(int(side) for side in padding)
+        except (TypeError, ValueError) as err:
+            raise UnsupportedRequest("padding is four whole numbers.") from err
+        if len(padding) != 4 or min(padding) < 0 or not any(padding):
+            raise UnsupportedRequest(
+                "padding is (left, top, right, bottom): four whole numbers, none negative, "
+                "not all zero."
+            )
+        width, height = width + padding[0] + padding[2], height + padding[1] + padding[3]
+    width = int(params.get("width") or width)
+    height = int(params.get("height") or height)
+    return width, height, padding

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -21,6 +22,7 @@ from imagegen.models import Generation
 from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, Reservation
 from imagegen.pipeline.planning import Plan, make_plan
+from imagegen.storage import content_name, get_storage, save_content
 
 
 def record_request(
@@ -118,9 +120,28 @@ def build_row(
     batch: uuid.UUID | None = None,
     fallback_of: Generation | None = None,
 ) -> Generation:
-    """Return the unsaved ledger row of ``plan``, holding ``reservation``."""
+    """Return the unsaved ledger row of ``plan``, holding ``reservation``.
+
+    The cleaned input images of an operation are stored first: an uploaded source (a
+    generated one is linked instead), the mask and the reference images.
+    """
     provider = plan.provider
     target = plan.target
+    inputs = plan.inputs
+    params = plan.params
+    files: dict[str, Any] = {}
+    if inputs.source is not None or inputs.references:
+        references = tuple(_store(item.content) for item in inputs.references)
+        params = replace(params, references=references)
+        files = {
+            "operation": params.operation,
+            "source_image": inputs.source_image,
+            "source_sha256": params.source_sha256,
+        }
+        if inputs.source is not None and inputs.source_image is None:
+            files["source_file"] = _store(inputs.source.content)
+        if inputs.mask is not None:
+            files["mask_file"] = _store(inputs.mask.content)
     return Generation(
         content_type=ContentType.objects.get_for_model(target) if target is not None else None,
         object_id=str(target.pk) if target is not None else "",
@@ -131,7 +152,7 @@ def build_row(
         model=plan.calls[0].model or provider.model,
         prompt=plan.prompt,
         negative_prompt=plan.negative_prompt,
-        params=plan.params.to_json(),
+        params=params.to_json(),
         count=plan.count,
         estimated_cost=plan.estimated_cost,
         warnings=[*plan.warnings, *reservation.warnings],
@@ -140,4 +161,11 @@ def build_row(
         batch=batch,
         fallback_of=fallback_of,
         created_by=user if getattr(user, "pk", None) is not None else None,
+        **files,
     )
+
+
+def _store(data: bytes) -> str:
+    """Save a cleaned input image under its content-addressed name; return the name."""
+    name, _created = save_content(get_storage(), content_name(data, "image/png")[1], data)
+    return name

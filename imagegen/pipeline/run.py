@@ -31,7 +31,7 @@ from imagegen.money import format_cost
 from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import settle
 from imagegen.pipeline.leases import Heartbeat, Lease, LeaseLost, claim
-from imagegen.pipeline.planning import params_of
+from imagegen.pipeline.planning import inputs_of, params_of
 from imagegen.pipeline.recording import record_request
 from imagegen.pipeline.storing import Store
 from imagegen.providers import get_provider
@@ -392,6 +392,7 @@ def _fall_back(
             user=generation.created_by,
             attach=params.attach,
             fallback_of=generation,
+            **inputs_of(generation),
             **params.args,
         )
     except ImagegenError as err:

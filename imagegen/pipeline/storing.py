@@ -236,6 +236,7 @@ class Store:
                 alt_text=alt_text,
                 content_credentials=item.credentials.state,
                 credentials=item.credentials.details(),
+                parent_id=generation.source_image_id,
                 **item.extras,
             )
             for item in stored

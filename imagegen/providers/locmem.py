@@ -24,7 +24,7 @@ from typing import Any
 from PIL import Image
 
 from imagegen.providers.base import BaseProvider
-from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
+from imagegen.types import OPERATIONS, CallContext, ImageOutput, ImageRequest, ImageResult
 
 #: Every request any LocmemProvider received, oldest first.
 requests: list[ImageRequest] = []
@@ -55,7 +55,8 @@ class LocmemProvider(BaseProvider):
     catalog_key = "locmem"
     display_name = "In-memory (tests)"
     default_model = "locmem"
-    operations = ("generate", "edit", "inpaint", "outpaint", "erase", "upscale")
+    #: Every operation: the request (with its ``source_images`` and ``mask``) is recorded.
+    operations = OPERATIONS
 
     def __init__(
         self,

@@ -14,11 +14,11 @@ import zlib
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFilter, ImageFont, ImageStat
 
 from imagegen.exceptions import InvalidProviderError, UnsupportedRequest
 from imagegen.providers.base import BaseProvider
-from imagegen.types import CallContext, ImageOutput, ImageRequest, ImageResult
+from imagegen.types import OPERATIONS, CallContext, ImageOutput, ImageRequest, ImageResult
 
 RGB = tuple[int, int, int]
 
@@ -38,15 +38,25 @@ _WORK_SIDE = 160
 #: Hue offsets (in turns) of the colour schemes a palette is drawn from.
 _SCHEMES = ((0.0, 0.06, -0.06, 0.12), (0.0, 0.5, 0.08, 0.42), (0.0, 0.33, 0.67, 0.08))
 _LABEL_WORDS = 6
+#: How far (per channel) a pixel may be from the corner colour and still count as background.
+_BACKGROUND_TOLERANCE = 24
 
 
 class PlaceholderProvider(BaseProvider):
-    """Render offline, deterministic gradient images with soft shapes and a caption."""
+    """Render offline, deterministic gradient images with soft shapes and a caption.
+
+    It does every operation on its source image (the first of ``source_images``) with a
+    visible, deterministic change: ``edit`` blends the source with the prompt's art,
+    ``inpaint`` paints the prompt's art into the mask's white area, ``erase`` fills it with the
+    average colour of its surroundings, ``outpaint`` centres the source on a canvas of the requested
+    size painted with the prompt's art, ``remove_background`` makes the pixels of the corner
+    colour transparent, and ``upscale`` resamples to the requested size (Lanczos).
+    """
 
     catalog_key: ClassVar[str] = "placeholder"
     display_name: ClassVar[str] = "Offline placeholder"
     default_model: ClassVar[str] = "placeholder"
-    operations: ClassVar[tuple[str, ...]] = ("generate",)
+    operations: ClassVar[tuple[str, ...]] = OPERATIONS
 
     def __init__(self, *, label: bool = True, palette: str | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -76,7 +86,12 @@ class PlaceholderProvider(BaseProvider):
         images = []
         for index in range(request.count):
             seed = base_seed + index
-            image = self.render(prompt, seed, request.width, request.height)
+            if request.operation == "generate":
+                image = self.render(prompt, seed, request.width, request.height)
+            else:
+                image = self.operate(request, seed)
+            if pil_format == "JPEG" and image.mode != "RGB":
+                image = image.convert("RGB")  # JPEG has no transparency
             buffer = io.BytesIO()
             image.save(buffer, pil_format, **params)
             images.append(ImageOutput(content=buffer.getvalue(), mime_type=mime_type, seed=seed))
@@ -86,6 +101,38 @@ class PlaceholderProvider(BaseProvider):
             cost=Decimal("0"),
             usage={"images": len(images)},
         )
+
+    def operate(self, request: ImageRequest, seed: int) -> Image.Image:
+        """Return the result of ``request``'s operation on its source image."""
+        if not request.source_images:
+            raise UnsupportedRequest(
+                f"{request.operation} needs a source image.", provider=self.alias
+            )
+        size = (request.width, request.height)
+        source = _open(request.source_images[0])
+        operation = request.operation
+        if operation == "upscale":
+            return source.resize(size, Image.Resampling.LANCZOS)
+        if operation == "remove_background":
+            return _remove_background(source.resize(size, Image.Resampling.LANCZOS))
+        art = self.render(request.prompt, seed, *size)
+        if operation == "outpaint":
+            left = (size[0] - source.width) // 2
+            top = (size[1] - source.height) // 2
+            art.paste(source.convert("RGB"), (left, top))
+            return art
+        source = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        if request.mask is not None:
+            mask = _open(request.mask).convert("L").resize(size, Image.Resampling.NEAREST)
+            mask = mask.point(lambda value: 255 if value > 127 else 0)
+        else:
+            mask = None
+        if operation in ("inpaint", "erase") and mask is not None:
+            fill = art if operation == "inpaint" else _surroundings(source, mask)
+            return Image.composite(fill, source, mask)
+        # edit (and an edit with a mask: only the masked area changes).
+        blended = Image.blend(source, art, 0.5)
+        return blended if mask is None else Image.composite(blended, source, mask)
 
     def render(self, prompt: str, seed: int, width: int, height: int) -> Image.Image:
         """Return the RGB image for ``prompt`` and ``seed`` at exactly ``width`` x ``height``."""
@@ -103,6 +150,33 @@ class PlaceholderProvider(BaseProvider):
         if self.label:
             _draw_label(image, prompt)
         return image
+
+
+def _open(data: bytes) -> Image.Image:
+    """Return the decoded image in ``data`` (the pipeline has checked and cleaned it)."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _surroundings(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """Return a plain image of the average colour of ``image`` outside ``mask``."""
+    outside = ImageChops.invert(mask)
+    mean = ImageStat.Stat(image, mask=outside if outside.getbbox() else None).mean
+    return Image.new("RGB", image.size, tuple(round(value) for value in mean[:3]))
+
+
+def _remove_background(image: Image.Image) -> Image.Image:
+    """Return ``image`` with the pixels close to its top-left corner's colour transparent."""
+    rgb = image.convert("RGB")
+    background = Image.new("RGB", rgb.size, rgb.getpixel((0, 0)))
+    distance = ImageChops.difference(rgb, background).convert("L")
+    alpha = distance.point(lambda value: 0 if value <= _BACKGROUND_TOLERANCE else 255)
+    if "A" in image.getbands():
+        alpha = ImageChops.multiply(alpha, image.getchannel("A"))
+    result = rgb.convert("RGBA")
+    result.putalpha(alpha)
+    return result
 
 
 def _prompt_seed(prompt: str) -> int:

@@ -10,7 +10,7 @@ from PIL import Image, ImageStat
 
 from imagegen.exceptions import InvalidProviderError, UnsupportedRequest
 from imagegen.providers.placeholder import PlaceholderProvider
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import OPERATIONS, CallContext, ImageRequest, ImageResult
 
 PROMPT = "a watercolor fox in a misty forest at dawn"
 
@@ -167,5 +167,5 @@ def test_provider_identity() -> None:
     assert provider.model == "placeholder"
     assert provider.catalog_key == "placeholder"
     assert provider.display_name == "Offline placeholder"
-    assert provider.operations == ("generate",)
+    assert provider.operations == OPERATIONS  # every operation, offline (issue 12)
     assert provider.is_remote is False
