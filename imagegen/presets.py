@@ -40,6 +40,13 @@ class Preset:
     providers: tuple[str, ...] = ()
     #: Provider quality tier passed through to providers that have one.
     provider_quality: str | None = None
+    #: Provider aliases per operation, used instead of ``providers`` for it, as pairs:
+    #: ``IMAGEGEN["PRESETS"]`` takes a dict such as ``{"upscale": ["stability", "default"]}``.
+    operation_providers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def providers_for(self, operation: str) -> tuple[str, ...]:
+        """Return the aliases to try for ``operation``: its own list, else ``providers``."""
+        return dict(self.operation_providers).get(operation, self.providers)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -106,6 +113,11 @@ def build_preset(name: str, data: Mapping[str, Any], base: Preset | None = None)
     values = dict(data)
     if "providers" in values:
         values["providers"] = tuple(values["providers"])
+    if "operation_providers" in values:
+        values["operation_providers"] = tuple(
+            (operation, tuple(aliases))
+            for operation, aliases in dict(values["operation_providers"]).items()
+        )
     preset = replace(base or Preset(name=name, label=name.title()), name=name, **values)
     parse_ratio(preset.aspect_ratio)
     return preset

@@ -92,9 +92,10 @@ class Params:
         data["calls"], data["fallbacks"] = list(self.calls), list(self.fallbacks)
         data["references"] = list(self.references)
         data["padding"] = None if self.padding is None else list(self.padding)
-        if self.operation == "generate":
-            # Text-to-image rows keep the keys they always had (and their request hashes).
-            for name in ("operation", "source_sha256", "mask_sha256", "references", "padding"):
+        # Text-to-image rows keep the keys they always had (and their request hashes): the
+        # operation's keys are written only when they say something.
+        for name, empty in _OPERATION_DEFAULTS.items():
+            if data[name] == empty:
                 data.pop(name)
         return data
 
@@ -184,6 +185,16 @@ def inputs_of(generation: Any) -> dict[str, Any]:
     }
 
 
+#: The keys of an operation in ``Generation.params``, and their values when there is none.
+_OPERATION_DEFAULTS: dict[str, Any] = {
+    "operation": "generate",
+    "source_sha256": "",
+    "mask_sha256": "",
+    "references": [],
+    "padding": None,
+}
+
+
 def params_of(generation: Any) -> Params:
     """Return the :class:`Params` of a ``Generation`` row."""
     return Params.from_json(generation.params)
@@ -234,9 +245,12 @@ def _target_key(target: models.Model | None, field: str) -> str:
     return f"{target._meta.label_lower}:{target.pk}:{field}"
 
 
-def _choose_alias(explicit: str | None, field_alias: str | None, preset: Preset | None) -> tuple:
+def _choose_alias(
+    explicit: str | None, field_alias: str | None, preset: Preset | None, operation: str
+) -> tuple:
     """Return the alias to call and the preset's aliases to fall back through after it."""
-    configured = [a for a in (preset.providers if preset else ()) if a in providers]
+    listed = preset.providers_for(operation) if preset else ()
+    configured = [a for a in listed if a in providers]
     chosen = explicit or field_alias
     if chosen:
         # A chosen alias from the preset's list still falls back through the ones after it.
@@ -334,10 +348,17 @@ def make_plan(
     if not 1 <= int(count) <= 16:
         raise UnsupportedRequest("count must be between 1 and 16.")
     alias, fallbacks = _choose_alias(
-        provider, model_field.provider if is_generated else None, preset_obj
+        provider, model_field.provider if is_generated else None, preset_obj, operation
     )
+    needs_inputs = operation != "generate" or bool(inputs.references)
+    chosen = provider or (model_field.provider if is_generated else None)
+    if needs_inputs and not chosen and not _capable(alias, inputs):
+        # The preset's list: its first alias that can do the operation, if any.
+        capable = [a for a in (alias, *fallbacks) if _capable(a, inputs)]
+        if capable:
+            alias, fallbacks = capable[0], tuple(capable[1:])
     backend = get_provider(alias)
-    if operation != "generate" or inputs.references:
+    if needs_inputs:
         why = can_do(backend, inputs, params.get("model"))
         if why:
             able = _able(inputs)

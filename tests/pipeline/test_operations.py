@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 import imagegen
 from imagegen.exceptions import ProviderUnavailable, UnsupportedRequest
 from imagegen.models import GeneratedImage, Generation
+from imagegen.pipeline.cleanup import referenced_names
 from imagegen.pipeline.inputs import outpaint_padding
 from imagegen.pipeline.planning import params_of
 from imagegen.providers import locmem as locmem_module
@@ -46,7 +47,8 @@ def ops(settings):
         },
         "PRICES": {"locmem": {"per_image": "0.04"}},
         "PRESETS": {
-            "banner": {"aspect_ratio": "16:9", "providers": ["textonly", "test", "default"]}
+            "banner": {"aspect_ratio": "16:9", "providers": ["textonly", "test", "default"]},
+            "product": {"operation_providers": {"upscale": ["textonly", "default", "test"]}},
         },
         "DERIVATIVE_WIDTHS": [],
     }
@@ -334,3 +336,40 @@ def test_text_to_image_rows_keep_their_params(ops):
     assert "operation" not in generation.params
     assert generation.operation == "generate"
     assert GeneratedImage.objects.get().parent is None
+
+
+def test_reference_images_are_stored_and_reach_the_provider(ops, settings):
+    generation = imagegen.generate(
+        prompt="a chair in this style", reference=[photo(32, 32), photo(16, 16)], provider="test"
+    )
+    (request,) = ops
+    assert [opened(image).size for image in request.source_images] == [(32, 32), (16, 16)]
+    names = params_of(generation).references
+    assert len(names) == 2 and generation.params["references"] == list(names)
+    assert referenced_names(names) == set(names)  # the sweep keeps them
+
+
+def test_the_sweep_keeps_the_source_and_mask_files(ops):
+    generation = imagegen.generate(
+        operation="inpaint", source=photo(), mask=(0, 0, 8, 8), prompt="x", provider="test"
+    )
+    names = {generation.source_file.name, generation.mask_file.name}
+    assert referenced_names([*names, "imagegen/unused.png"]) == names
+
+
+def test_a_queued_operation_runs_from_the_stored_inputs(ops):
+    generation = imagegen.generate(
+        operation="inpaint", source=photo(), mask=(0, 0, 8, 8), prompt="x", provider="test"
+    )
+    (request,) = params_of(generation).requests(generation)
+    assert request.operation == "inpaint"
+    assert request.source_images == ops[0].source_images
+    assert request.mask == ops[0].mask
+
+
+def test_a_preset_names_providers_per_operation(ops):
+    planned = plan(operation="upscale", source=photo(), preset="product")
+    # textonly is listed first but cannot upscale: it is passed over.
+    assert (planned.provider.alias, planned.params.fallbacks) == ("default", ("test",))
+    text = plan(prompt="a lamp", preset="product")
+    assert text.provider.alias == "default"  # other operations keep the preset's providers
