@@ -19,7 +19,7 @@ from imagegen.pipeline.inputs import outpaint_padding
 from imagegen.pipeline.planning import params_of
 from imagegen.providers import locmem as locmem_module
 from imagegen.providers.placeholder import PlaceholderProvider
-from imagegen.services import cost_for, estimate, plan
+from imagegen.services import cost_for, estimate, generate_many, plan
 from tests.conftest import media_files
 from tests.testapp.models import Article
 
@@ -373,3 +373,31 @@ def test_a_preset_names_providers_per_operation(ops):
     assert (planned.provider.alias, planned.params.fallbacks) == ("default", ("test",))
     text = plan(prompt="a lamp", preset="product")
     assert text.provider.alias == "default"  # other operations keep the preset's providers
+
+
+def test_xmp_icc_and_text_chunks_are_stripped_too(ops):
+    from PIL import ImageCms, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "supplier secret")
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>GPSLatitude 48.85</x:xmpmeta>")
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(buffer, "PNG", pnginfo=info, icc_profile=icc)
+    imagegen.generate(operation="upscale", source=buffer.getvalue(), provider="test")
+    sent = ops[0].source_images[0]
+    assert b"supplier secret" not in sent and b"xmpmeta" not in sent
+    assert b"iCCP" not in sent and b"tEXt" not in sent and b"iTXt" not in sent
+    assert opened(sent).info == {}
+
+
+def test_bulk_upscale_uses_each_objects_current_image(ops):
+    articles = [Article.objects.create(title=f"Lamp {n}") for n in range(2)]
+    for article in articles:
+        imagegen.generate(target=article, width=64, height=64)
+    result = generate_many(articles, operation="upscale", scale=2)
+    assert not result.errors
+    for article, generation in zip(articles, result.generations, strict=True):
+        assert generation.operation == "upscale"
+        assert generation.source_image.generation.object_id == str(article.pk)
+        assert generation.images.get().width == 128
