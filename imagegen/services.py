@@ -100,6 +100,11 @@ def generate(
     dispatched when the current transaction commits. Raises
     :class:`~imagegen.exceptions.BudgetExceeded` before writing anything if a budget would be
     broken, and :class:`~imagegen.exceptions.UnsupportedRequest` for requests that cannot work.
+
+    ``operation`` (default ``"generate"``), ``source``, ``mask`` and ``reference`` in
+    ``params`` ask for an edit, inpaint, outpaint, erase, upscale or background removal of a
+    source image (by default the target field's current image); see
+    :func:`imagegen.pipeline.planning.make_plan` and "Image operations" in the API docs.
     """
     generation = record_request(
         prompt=prompt, preset=preset, provider=provider, target=target, field=field,

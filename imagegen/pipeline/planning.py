@@ -81,7 +81,8 @@ class Params:
     #: SHA-256 of the source and mask as sent (cleaned PNG bytes); ``""`` when there is none.
     source_sha256: str = ""
     mask_sha256: str = ""
-    #: Storage names of the cleaned reference images, in order.
+    #: Storage names of the cleaned reference images, in order (in a plan, before they are
+    #: stored, their SHA-256).
     references: tuple[str, ...] = ()
     #: Padding (left, top, right, bottom) an outpaint adds around the source.
     padding: tuple[int, int, int, int] | None = None
