@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, ClassVar
-
-from django.core.checks import CheckMessage
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from imagegen import catalog
 from imagegen.exceptions import ImagegenError, InvalidProviderError, UnsupportedRequest
 from imagegen.types import CallContext, ImageRequest, ImageResult
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
 
 
 class BaseProvider:
@@ -157,7 +158,12 @@ class BaseProvider:
     # Lifecycle ----------------------------------------------------------------------------
 
     def check(self) -> list[CheckMessage]:
-        """Return system-check messages about this provider's configuration."""
+        """Return system-check messages about this provider's configuration.
+
+        Subclasses import ``django.core.checks`` inside this method, never at module level: it
+        loads the database, cache, URL and translation machinery, and importing a provider
+        module stays light.
+        """
         return []
 
     def close(self) -> None:

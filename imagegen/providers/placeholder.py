@@ -14,13 +14,16 @@ import zlib
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFilter, ImageFont, ImageStat
+from PIL import Image, ImageChops, ImageColor, ImageStat
 
 from imagegen.exceptions import InvalidProviderError, UnsupportedRequest
 from imagegen.providers.base import BaseProvider
 from imagegen.types import OPERATIONS, CallContext, ImageOutput, ImageRequest, ImageResult
 
 RGB = tuple[int, int, int]
+
+# Pillow's drawing, filter and font modules (the font module loads FreeType) are imported by the
+# functions that paint, on the first render: importing the provider stays light.
 
 #: Pillow format name, fixed encoder parameters and MIME type per output format. The parameters
 #: never vary, so the encoded bytes depend on the pixels only; they favour speed over size.
@@ -136,6 +139,8 @@ class PlaceholderProvider(BaseProvider):
 
     def render(self, prompt: str, seed: int, width: int, height: int) -> Image.Image:
         """Return the RGB image for ``prompt`` and ``seed`` at exactly ``width`` x ``height``."""
+        from PIL import ImageFilter  # heavy: loaded on the first render (see the top)
+
         digest = hashlib.sha256(f"{seed}\x1f{prompt}".encode("utf-8", "surrogatepass")).digest()
         # Random seeded with an int is stable across processes and Python versions, unlike hash().
         rng = random.Random(int.from_bytes(digest, "big"))
@@ -224,6 +229,8 @@ def _gradient(size: tuple[int, int], corners: list[RGB]) -> Image.Image:
 
 def _draw_shapes(canvas: Image.Image, rng: random.Random, colours: list[RGB]) -> None:
     """Composite a diagonal band and a few translucent circles onto ``canvas`` in place."""
+    from PIL import ImageDraw  # heavy: loaded on the first render (see the top)
+
     w, h = canvas.size
     layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
@@ -252,6 +259,8 @@ def _draw_shapes(canvas: Image.Image, rng: random.Random, colours: list[RGB]) ->
 
 def _draw_label(image: Image.Image, prompt: str) -> None:
     """Write the prompt's first words in the bottom-left corner over a translucent backdrop."""
+    from PIL import ImageDraw, ImageFont  # heavy (FreeType): loaded on the first render
+
     width, height = image.size
     words = prompt.split()[:_LABEL_WORDS]
     font_size = min(width, height) // 20

@@ -24,11 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from django.core import checks
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import (
@@ -57,6 +56,9 @@ from imagegen.providers.http.transport import (
     with_body,
 )
 from imagegen.types import CallContext, ImageOutput
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
 
 __all__ = ["HttpProvider"]
 
@@ -613,7 +615,11 @@ class HttpProvider(BaseProvider):
             client.close()
         self.downloader.close()
 
-    def check(self) -> list[checks.CheckMessage]:
+    def check(self) -> list[CheckMessage]:
+        # Imported on first use: django.core.checks pulls in the database, cache, URL and
+        # translation machinery, which importing a provider module should not load.
+        from django.core import checks
+
         messages = super().check()
         if not self.has_api_key:
             messages.append(
