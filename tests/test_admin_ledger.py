@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import pytest
@@ -20,6 +19,7 @@ from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
 from imagegen.pipeline import rollups
 from imagegen.providers.locmem import LocmemProvider
+from tests.admin.support import total_of
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -73,14 +73,6 @@ def make_row(prompt: str, status: str, cost: str | None, **fields) -> Generation
     )  # fmt: skip
     rollups.count_row(generation, images=0)
     return generation
-
-
-def total_of(page) -> str:
-    """Return the text of the ledger's total, tags stripped and spaces collapsed."""
-    html = page.content.decode()
-    start = html.index('<p class="imagegen-ledger-total" role="status">')
-    text = re.sub(r"<[^>]+>", "", html[start : html.index("</p>", start)])
-    return " ".join(text.split())
 
 
 @pytest.fixture

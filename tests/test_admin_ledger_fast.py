@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 import imagegen
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.pipeline import rollups
+from tests.admin.support import total_of
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -45,13 +46,6 @@ def row(
     )
     rollups.count_row(generation, images=0)
     return generation
-
-
-def total_of(page) -> str:
-    html = page.content.decode()
-    start = html.index('<p class="imagegen-ledger-total" role="status">')
-    text = re.sub(r"<[^>]+>", "", html[start : html.index("</p>", start)])
-    return " ".join(text.split())
 
 
 @pytest.fixture

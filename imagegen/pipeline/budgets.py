@@ -78,7 +78,7 @@ class Cap:
         """Return the ``BudgetUse.cap`` of this cap for one user, group, preset or provider."""
         return f"{self.scope}:{value}:{self.period}"
 
-    def whose(self, value: str, label: str) -> str:
+    def whose(self, label: str) -> str:
         """Return whose spend this is, for messages: "the site's", "your", "the hero preset's"."""
         return {
             "site": "the site's",
@@ -382,7 +382,7 @@ def _amount_value(amount: Decimal) -> Value:
 def _over(item: Applied, amount: Decimal, used: Decimal) -> str:
     cap = item.cap
     return (
-        f"This would cost {format_cost(amount)} and bring {cap.whose(item.value, item.label)} "
+        f"This would cost {format_cost(amount)} and bring {cap.whose(item.label)} "
         f"spend {cap.when} to {format_cost(used + amount)}, over the "
         f"{format_cost(cap.limit)} {cap.adjective} budget."
     )
@@ -571,19 +571,3 @@ def current_uses(*, over_threshold: bool = False) -> list[CapUse]:
         if cap is not None and use.period_start == period_start(cap.period):
             found.append(CapUse(cap=cap, use=use))
     return [item for item in found if item.over_threshold or not over_threshold]
-
-
-def spent_this_month(user: Any = None) -> Decimal:
-    """Return this month's committed spend from the ledger: charges plus open estimates.
-
-    A scan of the month's rows, for reports; the caps use their running totals instead.
-    """
-    cap = Cap(scope="user" if user is not None else "site", period="month", limit=Decimal(0))
-    value = str(user.pk) if user is not None else ""
-    item = Applied(cap=cap, value=value, label="", period_start=period_start("month"))
-    return _opening_balance(item)
-
-
-def check_budget(estimate: Decimal, user: Any = None, **request: str) -> list[str]:
-    """Reserve ``estimate`` like a request would and return the warnings; see :class:`Budget`."""
-    return Budget(user).reserve(estimate, **request).warnings

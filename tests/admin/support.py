@@ -209,3 +209,11 @@ def form_data(response, css: str) -> dict[str, Any]:
         else:
             data[name] = value
     return data
+
+
+def total_of(page) -> str:
+    """Return the text of the ledger's total, tags stripped and spaces collapsed."""
+    html = page.content.decode()
+    start = html.index('<p class="imagegen-ledger-total" role="status">')
+    text = re.sub(r"<[^>]+>", "", html[start : html.index("</p>", start)])
+    return " ".join(text.split())
