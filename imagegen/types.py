@@ -12,8 +12,21 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-#: Operations a provider may implement. ``generate`` is text-to-image.
-OPERATIONS = ("generate", "edit", "inpaint", "outpaint", "erase", "upscale", "remove_background")
+#: Operations a provider may implement. ``generate`` is text-to-image; the rest work on a source
+#: image (``restyle`` gives it the look of a reference image, or of the prompt).
+OPERATIONS = (
+    "generate",
+    "edit",
+    "inpaint",
+    "outpaint",
+    "erase",
+    "search_replace",
+    "search_recolor",
+    "remove_background",
+    "replace_background",
+    "upscale",
+    "restyle",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +51,10 @@ class ImageRequest:
     #: Input images for edits and image-to-image, as encoded bytes.
     source_images: tuple[bytes, ...] = ()
     mask: bytes | None = None
+    #: What ``search_replace`` and ``search_recolor`` look for in the source ("the blue bottle").
+    search: str = ""
+    #: Pixels ``outpaint`` adds around the source: (left, top, right, bottom).
+    padding: tuple[int, int, int, int] | None = None
     #: Provider-specific fields passed through to the vendor API unchanged.
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -17,6 +17,22 @@ ANY_FORMAT = ("png", "jpeg", "webp")
 
 
 @dataclass(frozen=True, kw_only=True)
+class OperationSupport:
+    """What a model takes for one operation on a source image (see ``Capabilities.operations``)."""
+
+    #: "none", "optional" or "required".
+    mask: str = "none"
+    #: Reference images (style, subject) the operation may carry besides its source.
+    max_references: int = 0
+    #: Pixel limit of the source image (width x height); None means imagegen's own cap only.
+    max_input_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask not in ("none", "optional", "required"):
+            raise ValueError(f"mask must be none, optional or required, not {self.mask!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """What a model accepts; anything else is adapted or refused before the call."""
 
@@ -43,6 +59,25 @@ class Capabilities:
     #: Pixel limit of a source image (width x height); None means imagegen's own cap only.
     max_input_pixels: int | None = None
     output_formats: tuple[str, ...] = ANY_FORMAT
+    #: What each operation on a source image takes, by operation name; a model that lists
+    #: none is described by ``edit``, ``mask``, ``max_references`` and ``max_input_pixels``.
+    operations: Mapping[str, OperationSupport] = field(default_factory=dict)
+
+    def support(self, operation: str) -> OperationSupport | None:
+        """Return what ``operation`` takes on this model, or None if the catalog says it cannot.
+
+        Without an ``operations`` table, every operation is described by the general fields
+        (the provider's own ``operations`` list says which it implements).
+        """
+        if self.operations:
+            if operation == "generate":
+                return OperationSupport(max_references=self.max_references)
+            return self.operations.get(operation)
+        return OperationSupport(
+            mask="optional" if self.mask else "none",
+            max_references=self.max_references,
+            max_input_pixels=self.max_input_pixels,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

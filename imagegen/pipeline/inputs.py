@@ -29,6 +29,8 @@ NEEDS_MASK = frozenset({"inpaint", "erase"})
 TAKES_MASK = NEEDS_MASK | {"edit"}
 #: Operations that work without a prompt: the operation's name stands in for it.
 PROMPT_OPTIONAL = frozenset({"outpaint", "erase", "upscale", "remove_background"})
+#: Operations that look for something in the source (``generate(search=...)``).
+NEEDS_SEARCH = frozenset({"search_replace", "search_recolor"})
 
 
 @dataclass(frozen=True, kw_only=True)

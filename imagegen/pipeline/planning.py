@@ -24,6 +24,7 @@ from imagegen.fields import GeneratedImageField, resolve_field
 from imagegen.images import clean_input
 from imagegen.models import GeneratedImage
 from imagegen.pipeline.inputs import (
+    NEEDS_SEARCH,
     PROMPT_OPTIONAL,
     Inputs,
     current_image,
@@ -51,6 +52,7 @@ PARAMS = {
     "attach",
     "scale",
     "padding",
+    "search",
 }
 
 
@@ -86,6 +88,8 @@ class Params:
     references: tuple[str, ...] = ()
     #: Padding (left, top, right, bottom) an outpaint adds around the source.
     padding: tuple[int, int, int, int] | None = None
+    #: What a ``search_replace`` or ``search_recolor`` looks for.
+    search: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Return the value stored in ``Generation.params``."""
@@ -132,6 +136,8 @@ class Params:
                 operation=self.operation,
                 source_images=images,
                 mask=mask,
+                search=self.search,
+                padding=self.padding,
                 extra=self.extra,
             )
             for index, count in enumerate(calls)
@@ -193,6 +199,7 @@ _OPERATION_DEFAULTS: dict[str, Any] = {
     "mask_sha256": "",
     "references": [],
     "padding": None,
+    "search": "",
 }
 
 
@@ -265,22 +272,24 @@ def _choose_alias(
 def can_do(backend: BaseProvider, inputs: Inputs, model: str | None = None) -> str:
     """Return why ``backend`` cannot do ``inputs``' operation with them, or ``""`` if it can."""
     name = backend.display_name or backend.alias
-    if inputs.operation not in backend.operations:
-        return f"{name} cannot {inputs.operation} images"
-    caps = backend.model_info(model or backend.model).capabilities
-    if inputs.mask is not None and not caps.mask:
-        return f"{name} takes no mask"
-    if len(inputs.references) > caps.max_references:
+    operation = inputs.operation
+    support = backend.model_info(model or backend.model).capabilities.support(operation)
+    if operation not in backend.operations or support is None:
+        return f"{name} cannot {operation.replace('_', ' ')} images"
+    if inputs.mask is not None and support.mask == "none":
+        return f"{name} takes no mask for {operation}"
+    if inputs.mask is None and support.mask == "required":
+        return f"{name} needs a mask for {operation}"
+    if len(inputs.references) > support.max_references:
         return (
-            f"{name} takes at most {caps.max_references} reference images, "
+            f"{name} takes at most {support.max_references} reference images, "
             f"not {len(inputs.references)}"
         )
-    source = inputs.source
-    too_big = caps.max_input_pixels and source is not None
-    if too_big and source.width * source.height > caps.max_input_pixels:
+    source, limit = inputs.source, support.max_input_pixels
+    if limit and source is not None and source.width * source.height > limit:
         return (
             f"the source image is {source.width}x{source.height} pixels, over {name}'s "
-            f"{caps.max_input_pixels:,}-pixel limit"
+            f"{limit:,}-pixel limit"
         )
     return ""
 
@@ -346,6 +355,13 @@ def make_plan(
         subject = operation.replace("_", " ")
     if not subject or not clean(subject):
         raise UnsupportedRequest("A prompt is required.")
+    search = clean(str(params.get("search") or ""))
+    if operation in NEEDS_SEARCH and not search:
+        raise UnsupportedRequest(
+            f'{operation} needs search=: what to look for in the source ("the blue bottle").'
+        )
+    if search and operation not in NEEDS_SEARCH:
+        raise UnsupportedRequest(f"search= is only for {' and '.join(sorted(NEEDS_SEARCH))}.")
     if not 1 <= int(count) <= 16:
         raise UnsupportedRequest("count must be between 1 and 16.")
     alias, fallbacks = _choose_alias(
@@ -389,6 +405,8 @@ def make_plan(
         operation=operation,
         source_images=inputs.images(),
         mask=inputs.mask_bytes,
+        search=search,
+        padding=padding,
         extra=dict(params.get("extra") or {}),
     )
     calls, warnings = backend.prepare(request)
@@ -423,6 +441,7 @@ def make_plan(
             mask_sha256=sha256(inputs.mask),
             references=tuple(sha256(item) for item in inputs.references),
             padding=padding,
+            search=search,
         ),
     )
 

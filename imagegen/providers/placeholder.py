@@ -53,7 +53,10 @@ class PlaceholderProvider(BaseProvider):
     ``inpaint`` paints the prompt's art into the mask's white area, ``erase`` fills it with the
     average colour of its surroundings, ``outpaint`` centres the source on a canvas of the requested
     size painted with the prompt's art, ``remove_background`` makes the pixels of the corner
-    colour transparent, and ``upscale`` resamples to the requested size (Lanczos).
+    colour transparent, ``replace_background`` puts what is left on the prompt's art, ``restyle``
+    blends the source with its reference (or the prompt's art), ``search_replace`` and
+    ``search_recolor`` change the centre third (there is nothing to search with offline), and
+    ``upscale`` resamples to the requested size (Lanczos).
     """
 
     catalog_key: ClassVar[str] = "placeholder"
@@ -119,6 +122,25 @@ class PlaceholderProvider(BaseProvider):
         if operation == "remove_background":
             return _remove_background(source.resize(size, Image.Resampling.LANCZOS))
         art = self.render(request.prompt, seed, *size)
+        if operation == "replace_background":
+            cutout = _remove_background(source.resize(size, Image.Resampling.LANCZOS))
+            art.paste(cutout, (0, 0), cutout)
+            return art
+        if operation == "restyle":
+            # The look comes from the first reference image, else from the prompt's art.
+            look = art
+            if len(request.source_images) > 1:
+                look = _open(request.source_images[1]).convert("RGB").resize(size)
+            shape = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+            return Image.blend(shape, look, 0.6)
+        if operation in ("search_replace", "search_recolor"):
+            # Offline there is nothing to search with: the centre third stands in for the find.
+            source = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+            box = (size[0] // 3, size[1] // 3, 2 * size[0] // 3, 2 * size[1] // 3)
+            mask = Image.new("L", size, 0)
+            mask.paste(255, box)
+            fill = art if operation == "search_replace" else Image.blend(source, art, 0.7)
+            return Image.composite(fill, source, mask)
         if operation == "outpaint":
             left = (size[0] - source.width) // 2
             top = (size[1] - source.height) // 2

@@ -33,7 +33,7 @@ from imagegen.providers.http import JobProvider
 from imagegen.providers.http.errors import ApiError, parse_retry_after
 from imagegen.providers.http.outputs import as_int, image_mime, image_output, json_number
 from imagegen.providers.stability_input import endpoint_for, multipart_form
-from imagegen.types import OPERATIONS, CallContext, ImageRequest, ImageResult
+from imagegen.types import CallContext, ImageRequest, ImageResult
 
 ROOT = "/v2beta/stable-image"
 ACCEPT = {"image": "image/*", "json": "application/json"}
@@ -76,7 +76,15 @@ class StabilityProvider(JobProvider):
     catalog_key = "stability"
     display_name = "Stability AI"
     default_model = "core"
-    operations = OPERATIONS  # all of them: see stability_input for the endpoints
+    operations = (
+        "generate",
+        "edit",
+        "inpaint",
+        "outpaint",
+        "erase",
+        "upscale",
+        "remove_background",
+    )
     #: Only the creative upscale is a job; every other endpoint answers at once.
     polled_operations = ("upscale",)
     api_key_env = "STABILITY_API_KEY"
