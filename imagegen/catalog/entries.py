@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from imagegen.pricing import PriceRule
@@ -94,8 +95,9 @@ class Source:
     note: str = ""
 
 
-#: The facts of an entry that each need a source: its id, its price and every lifecycle date set.
-FACTS = ("id", "price", "released", "deprecated", "shutdown")
+#: The facts of an entry that each need a source: its id, its price, every lifecycle date set and
+#: its batch price (``batch_factor``) when it has one.
+FACTS = ("id", "price", "released", "deprecated", "shutdown", "batch_factor")
 
 #: The hosts (and GitHub organisations) each built-in provider publishes its own pages on.
 OWN_SOURCES: dict[str, tuple[str, ...]] = {
@@ -151,6 +153,9 @@ class ModelInfo:
     deprecated: datetime.date | None = None
     shutdown: datetime.date | None = None
     successor: str | None = None
+    #: The share of the synchronous price a batch run costs (``Decimal("0.5")``); None when the
+    #: model has no batch API (:mod:`imagegen.providers.batching`).
+    batch_factor: Decimal | None = None
     notes: str = ""
     #: Where each fact comes from, keyed by the names in :data:`FACTS`.
     sources: Mapping[str, Source] = field(default_factory=dict)
