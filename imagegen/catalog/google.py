@@ -33,6 +33,18 @@ IMAGEN_MIGRATION = "https://firebase.google.com/docs/ai-logic/imagen-models-migr
 IMAGEN_PAGE = "https://ai.google.dev/gemini-api/docs/imagen"
 #: Google's model page of one Gemini model.
 MODEL_PAGE = "https://ai.google.dev/gemini-api/docs/models/{}"
+#: The Gemini Batch API guide: "priced at 50% of the standard interactive API cost for the
+#: equivalent model", with a section on generating images in batch with Nano Banana.
+BATCH_GUIDE = "https://ai.google.dev/gemini-api/docs/batch-api"
+#: The share of the synchronous price a Batch Mode request costs (imagegen.providers.google_batch).
+BATCH_FACTOR = Decimal("0.5")
+
+
+_BATCH_SOURCE = Source(
+    url=BATCH_GUIDE,
+    checked=CHECKED,
+    note="50% of the standard price; the guide's image example uses gemini-3-pro-image-preview.",
+)
 
 
 def _unpriced(note: str, checked: datetime.date = CHECKED) -> Source:
@@ -81,6 +93,10 @@ _GEMINI_CAPS = Capabilities(
 
 def _gemini(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
     kwargs.setdefault("capabilities", _GEMINI_CAPS)
+    # Batch Mode runs every Gemini image model at half price (BATCH_GUIDE); which ids it takes
+    # is on each model page, which was not checked id by id.
+    kwargs.setdefault("batch_factor", BATCH_FACTOR)
+    kwargs["sources"] = {"batch_factor": _BATCH_SOURCE, **kwargs.get("sources", {})}
     return ModelInfo(provider="google", id=model_id, label=label, price=price, **kwargs)
 
 

@@ -21,6 +21,7 @@ import httpx
 
 from imagegen.catalog.google import IMAGE_SIZES
 from imagegen.exceptions import ModelUnavailable, ProviderError, UnsupportedRequest
+from imagegen.providers.google_batch import GeminiBatchMode
 from imagegen.providers.google_output import answer_usage, parse_gemini, parse_imagen, usage_from
 from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import ApiError, json_body, parse_retry_after
@@ -39,7 +40,7 @@ MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-class GoogleProvider(HttpProvider):
+class GoogleProvider(GeminiBatchMode, HttpProvider):
     """Generate and edit images with Google's Gemini image models (Imagen 4 ids via proxies).
 
     OPTIONS besides the common ones: ``image_size`` ("1K", "2K" or "4K"), sent where the model
