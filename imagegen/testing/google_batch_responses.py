@@ -102,21 +102,25 @@ class FakeBatch:
 class StreamingTransport(httpx.BaseTransport):
     """A transport that reads each request body piece by piece, as a server reads a socket.
 
-    It records the size of every piece (:attr:`pieces`), so a test can check that a body was
-    streamed rather than sent as one bytes object, then hands ``handler`` the request whole.
+    It records the size of every piece of every body (:attr:`pieces`), so a test can check
+    that a body was streamed rather than sent as one bytes object, then hands ``handler`` the
+    request whole.
     """
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        #: The size of each piece of each request body, in order.
-        self.pieces: list[int] = []
+        #: For each request, in order, the sizes of the pieces its body arrived in.
+        self.pieces: list[list[int]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = bytearray()
+        body, sizes = bytearray(), []
         for piece in request.stream:
-            self.pieces.append(len(piece))
+            sizes.append(len(piece))
             body += piece
-        whole = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        self.pieces.append(sizes)
+        whole = httpx.Request(
+            request.method, request.url, headers=request.headers, content=bytes(body)
+        )
         return self.handler(whole)
 
 
@@ -334,7 +338,8 @@ class GeminiBatchAPI:
         declared = int(headers.get("x-goog-upload-header-content-length", "-1"))
         meta = json.loads(request.content or b"{}").get("file", {})
         kind = headers.get("x-goog-upload-header-content-type")
-        self._uploads[upload_id] = {"size": declared, "data": bytearray(), "meta": meta, "type": kind}
+        upload = {"size": declared, "data": bytearray(), "meta": meta, "type": kind}
+        self._uploads[upload_id] = upload
         url = f"{ROOT}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable"
         return httpx.Response(
             200,
