@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from imagegen.exceptions import (
+    InvalidResponse,
     ModelUnavailable,
     ProviderError,
     ProviderUnavailable,
@@ -402,3 +404,30 @@ def test_a_wrong_key_is_reported_as_such(api: GeminiBatchAPI) -> None:
         provider.batch_submit(items(1), key="k")
     assert raised.value.code == "authentication_failed"
     assert "AIzaSyWRONG" not in str(raised.value)
+
+
+def test_google_text_quoted_in_outcomes_and_states_is_scrubbed(api: GeminiBatchAPI) -> None:
+    provider, state = submit(api, 2)
+    error = {"code": 13, "message": f"Internal error for key {KEY}."}
+    api.finish(state.batch_id, {"row-1": error_entry(403, f"Key {KEY} is suspended.")},
+               state="FAILED", error=error)  # fmt: skip
+    polled = provider.batch_poll(state.batch_id)
+    assert "Internal error for key [redacted]" in polled.error and KEY not in polled.error
+    outcome = next(o for o in provider.batch_results(polled) if o.custom_id == "row-1")
+    assert outcome.error == (
+        "Google could not run this request (PERMISSION_DENIED): Key [redacted] is suspended."
+    )
+
+
+def test_a_result_line_over_the_response_cap_is_refused(api: GeminiBatchAPI) -> None:
+    provider = make(api, max_response_bytes=50_000)
+    state = provider.batch_submit(items(2), key="imagegen-run-9")
+    noise = bytes(range(256)) * 400  # 100 kB that no PNG encoder could shrink
+    api.finish(state.batch_id, {"row-2": {"response": {"candidates": [{"content": {"parts": [
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(noise).decode()}},
+    ]}}]}}})  # fmt: skip
+    results = provider.batch_results(provider.batch_poll(state.batch_id))
+    assert next(results).custom_id == "row-1"
+    with pytest.raises(InvalidResponse) as raised:
+        next(results)
+    assert raised.value.code == "response_too_large"
