@@ -160,8 +160,12 @@ class GeminiBatchMode:
             )
             if inline:
                 spool.seek(0)
-                source: dict[str, Any] = {"requests": {"requests": _inline_requests(spool)}}
-                described: dict[str, Any] = {"input": "inline"}
+                requests = _inline_requests(spool)
+                source: dict[str, Any] = {"requests": {"requests": requests}}
+                # Inline results come back in input order: the keys let them be matched even
+                # if Google did not echo each request's metadata.
+                keys = [entry["metadata"]["key"] for entry in requests]
+                described: dict[str, Any] = {"input": "inline", "keys": keys}
             else:
                 file_name = self.batch_upload(spool, spooled.size, key)
                 source = {"fileName": file_name}
@@ -377,6 +381,7 @@ class GeminiBatchMode:
         """
         model = str(state.output.get("model") or "")
         file_name = state.output.get("responsesFile")
+        keys = state.output.get("keys") if isinstance(state.output.get("keys"), list) else []
         entries: Iterable[tuple[int, dict[str, Any]]] = ()
         if not isinstance(file_name, str) or not file_name:
             operation = self.json_object(self.request("GET", _batch_path(state.batch_id)))
@@ -387,11 +392,13 @@ class GeminiBatchMode:
             inline = inline.get("inlinedResponses") if isinstance(inline, dict) else inline
             entries = enumerate(dicts(inline))
         if isinstance(file_name, str) and file_name:
-            entries = enumerate(self.batch_download(file_name))
+            entries, keys = enumerate(self.batch_download(file_name)), []
         model = model or self.model
         for index, entry in entries:
             metadata = entry.get("metadata")
             key = entry.get("key") or (metadata.get("key") if isinstance(metadata, dict) else None)
+            if not key and index < len(keys):
+                key = keys[index]
             if not isinstance(key, str) or not key:
                 logger.warning(
                     "imagegen: %s sent batch result %d without its key", self.alias, index

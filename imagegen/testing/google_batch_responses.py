@@ -133,7 +133,8 @@ class GeminiBatchAPI:
     ``output_in`` says where finished batches carry their results: the Operation's
     ``"response"`` (the guide's REST example), its ``"metadata"`` (``metadata.output``, where
     the SDK reads them) or ``"both"``; ``state_prefix`` is ``"BATCH_STATE_"`` or the
-    ``"JOB_STATE_"`` spelling.
+    ``"JOB_STATE_"`` spelling; ``echo_metadata=False`` leaves each inline response's
+    ``metadata`` (with its key) out.
     """
 
     def __init__(
@@ -144,12 +145,14 @@ class GeminiBatchAPI:
         page_size: int = 100,
         output_in: str = "response",
         state_prefix: str = "BATCH_STATE_",
+        echo_metadata: bool = True,
     ) -> None:
         self.key = key
         self.granularity = granularity
         self.page_size = page_size
         self.output_in = output_in
         self.state_prefix = state_prefix
+        self.echo_metadata = echo_metadata
         #: Every request received, oldest first, with its body read.
         self.requests: list[httpx.Request] = []
         #: The batches by name ("batches/…"), oldest first.
@@ -296,9 +299,11 @@ class GeminiBatchAPI:
         if batch.results_file:
             output["responsesFile"] = batch.results_file
         elif batch.results:
+            # In input order, as Google documents.
+            order = [key for key, _ in batch.requests if key in batch.results]
             inline = [
-                {**{k: v for k, v in entry.items() if k != "key"}, "metadata": {"key": key}}
-                for key, entry in batch.results.items()
+                {**batch.results[key], **({"metadata": {"key": key}} if self.echo_metadata else {})}
+                for key in order
             ]
             output["inlinedResponses"] = {"inlinedResponses": inline}
         if len(output) > 1:

@@ -431,3 +431,16 @@ def test_a_result_line_over_the_response_cap_is_refused(api: GeminiBatchAPI) -> 
     with pytest.raises(InvalidResponse) as raised:
         next(results)
     assert raised.value.code == "response_too_large"
+
+
+def test_inline_results_without_their_metadata_are_matched_by_order() -> None:
+    api = GeminiBatchAPI(key=KEY, echo_metadata=False)
+    provider, state = submit(api, 3)
+    assert state.output["keys"] == ["row-1", "row-2", "row-3"]
+    api.finish(state.batch_id, {"row-2": error_entry()})
+    outcomes = list(provider.batch_results(state))
+    assert [(o.custom_id, bool(o.error)) for o in outcomes] == [
+        ("row-1", False),
+        ("row-2", True),
+        ("row-3", False),
+    ]
