@@ -331,7 +331,15 @@ MODELS: tuple[ModelInfo, ...] = (
             price=PerImage(price=Decimal(price)),
             notes="Instruction editing of one source image.",
             sources={
-                "id": Source(url=MODEL_PAGE.format(f"flux-kontext-{tier}"), checked=CHECKED),
+                "id": (
+                    Source(url=KONTEXT_PAGE, checked=REFERENCE_CHECKED)
+                    if tier == "pro"
+                    else _estimate(
+                        "flux-kontext-max",
+                        "Not read; flux-kontext-pro's sibling, taken to share its API page's "
+                        "schema (one input_image).",
+                    )
+                ),
                 "price": _estimate(
                     f"flux-kontext-{tier}",
                     f"Replicate's per-image price, assumed equal to BFL's own ${price}.",
