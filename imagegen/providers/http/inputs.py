@@ -44,7 +44,8 @@ def instruction(templates: Mapping[str, str], request: ImageRequest) -> str:
 
     ``templates`` maps an operation to a format string over ``prompt`` and ``search``; the key
     ``"<operation>+reference"`` is used instead when the request carries reference images
-    besides its source. An operation without a template sends the prompt unchanged.
+    besides its source. An operation without a template sends the prompt unchanged. The
+    prompt's closing full stop is dropped, as the templates go on after it.
     """
     key = request.operation
     if len(request.source_images) > 1 and f"{key}+reference" in templates:
@@ -52,4 +53,5 @@ def instruction(templates: Mapping[str, str], request: ImageRequest) -> str:
     template = templates.get(key)
     if template is None:
         return request.prompt
-    return template.format(prompt=request.prompt.strip(), search=request.search.strip())
+    prompt = request.prompt.strip().rstrip(".").rstrip()
+    return template.format(prompt=prompt, search=request.search.strip())
