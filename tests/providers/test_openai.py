@@ -831,3 +831,16 @@ def test_a_preset_falls_back_to_an_openai_edit_for_replace_background(settings, 
     )
     assert failed.source_sha256 == generation.source_sha256
     assert sent_fields(mock_api.last)["prompt"].startswith("Replace the background with: a shelf")
+
+
+def test_the_rewritten_prompt_does_not_double_the_callers_full_stop(mock_api) -> None:
+    mock_api.reply(json=fixture("edit.json"))
+    run(
+        make(mock_api),
+        prompt="  a marble shelf. ",
+        operation="replace_background",
+        source_images=(png_bytes(),),
+    )
+    assert sent_fields(mock_api.last)["prompt"].startswith(
+        "Replace the background with: a marble shelf. Keep the subject"
+    )
