@@ -252,7 +252,9 @@ class PerToken(PriceRule):
 
     The estimate assumes ``output_tokens`` image tokens per image (keyed like :class:`PerImage`'s
     table, "quality:WxH", "quality" or "WxH", with ``default_output_tokens`` as the fallback) and
-    ``prompt_tokens`` text tokens; the actual cost uses the provider's reported usage.
+    ``prompt_tokens`` text tokens, plus ``input_image_tokens(content)`` image tokens for each
+    source image of an edit where the model says how it counts them; the actual cost uses the
+    provider's reported usage.
     """
 
     kind = "per_token"
@@ -263,6 +265,8 @@ class PerToken(PriceRule):
     output_tokens: Mapping[str, int] = field(default_factory=dict)
     default_output_tokens: int = 1056
     prompt_tokens: int = 100
+    #: Image input tokens of one source image, from its encoded bytes; None: not estimated.
+    input_image_tokens: Callable[[bytes], int] | None = None
 
     def _output_tokens(self, request: ImageRequest) -> int:
         size = f"{request.width}x{request.height}"
@@ -274,6 +278,10 @@ class PerToken(PriceRule):
     def estimate(self, request: ImageRequest) -> Decimal:
         per_call = Decimal(self.prompt_tokens) * Decimal(self.text_input)
         per_image = Decimal(self._output_tokens(request)) * Decimal(self.image_output)
+        if self.input_image_tokens is not None and request.source_images:
+            # Each call sends its source images once, whatever its count.
+            sources = sum(self.input_image_tokens(c) for c in request.source_images)
+            per_call += Decimal(sources) * Decimal(self.image_input)
         return money((per_call + per_image * request.count) / MILLION)
 
     def actual(self, request: ImageRequest, usage: Mapping[str, Any], images: int) -> Decimal:

@@ -82,7 +82,7 @@ def test_matrix_cells_come_from_the_backends_and_their_models() -> None:
     columns = {row[0]: row[1:] for row in docs.feature_matrix()[1:]}
     keys = [cls.catalog_key for cls in docs.BACKENDS]
     cell = {name: dict(zip(keys, values, strict=True)) for name, values in columns.items()}
-    assert cell["Operations"]["openai"] == "generate, edit, inpaint"
+    assert cell["Operations"]["openai"] == ", ".join(OpenAIProvider.operations)
     assert cell["Default model"]["google"] == "gemini-nano-banana-2.1 (Nano Banana 2.1)"
     assert cell["Network and API key"]["bfl"] == "yes (BFL_API_KEY)"
     assert cell["Network and API key"]["placeholder"] == "no"
@@ -90,7 +90,7 @@ def test_matrix_cells_come_from_the_backends_and_their_models() -> None:
     assert cell["Asynchronous jobs"]["stability"].startswith("yes (upscale only)")
     assert cell["Webhooks"] == {key: "yes" if key == "replicate" else "no" for key in keys}
     assert cell["Negative prompt"]["leonardo"] == "1 of 7 models"
-    assert cell["Inpaint with a mask"]["bfl"] == "1 of 13 models"
+    assert cell["Inpaint with a mask"]["bfl"] == "1 of 14 models"
     assert cell["Live model check"]["openai"] == "yes" and cell["Live model check"]["bfl"] == "no"
     assert cell["Catalogued models"]["leonardo"] == str(len(catalog.models_for("leonardo")))
 

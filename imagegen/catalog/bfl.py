@@ -12,9 +12,10 @@ entry names the BFL page its id and price were read on (:attr:`ModelInfo.sources
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
+from imagegen.catalog.entries import Capabilities, ModelInfo, OperationSupport, Source, sources
 from imagegen.pricing import MegapixelTiers, PerImage
 
 #: §6.1: 1 credit = $0.01.
@@ -22,16 +23,23 @@ CREDIT_PRICE = Decimal("0.01")
 #: Aspect ratios of the ratio endpoints: BFL takes any ratio from 21:9 to 9:21; these are offered.
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 
-FLUX2, FLUX1, RATIO, FILL = "flux2", "flux1", "ratio", "fill"
+FLUX2, FLUX1, RATIO, FILL, EXPAND = "flux2", "flux1", "ratio", "fill", "expand"
+#: Pixels FLUX.1 Expand [pro] adds on one side at most (its schema: top, bottom, left and right
+#: each 0 to 2048).
+MAX_EXPAND = 2048
 
 
 def family(model: str) -> str:
-    """Return the request shape of endpoint ``model``: "flux2", "flux1", "ratio" or "fill"."""
+    """Return the request shape of endpoint ``model``: "flux2", "flux1", "ratio", "fill" or
+    "expand"."""
     if model.startswith("flux-2-"):
         return FLUX2
     if model.endswith("-fill"):
         # FLUX.1 Fill [pro]: one source image and a mask; the output has the image's size.
         return FILL
+    if model.endswith("-expand"):
+        # FLUX.1 Expand [pro]: one source image and the pixels to add on each side.
+        return EXPAND
     if model.startswith("flux-kontext-") or model.endswith("-ultra"):
         return RATIO
     return FLUX1
@@ -41,16 +49,17 @@ def max_input_images(model: str) -> int:
     """Return how many input images endpoint ``model`` takes (0: none, as far as imagegen knows).
 
     §6.2: FLUX.2 takes ``input_image`` to ``input_image_8``. [klein] is documented with fewer
-    references elsewhere; 4 is our [UNCERTAIN] limit. Kontext takes one ``input_image`` (BFL's
-    Kontext docs, outside the reference). FLUX.1's ``image_prompt`` is a style reference, not an
-    edit input: pass it in ``extra``.
+    references elsewhere; 4 is our [UNCERTAIN] limit. Kontext takes ``input_image`` and, as an
+    "experimental multiref", ``input_image_2`` to ``input_image_4`` (BFL's Kontext schema, read
+    through Comfy Router's copy of it [UNVERIFIED on BFL's own page]). FLUX.1's ``image_prompt``
+    is a style reference, not an edit input: pass it in ``extra``.
     """
     if model.startswith("flux-2-klein"):
         return 4
     if model.startswith("flux-2-"):
         return 8
     if model.startswith("flux-kontext-"):
-        return 1
+        return 4
     return 0
 
 
@@ -87,6 +96,35 @@ SKILL = (
 #: BFL's API reference (the endpoint list and request schemas).
 API_REFERENCE = "https://docs.bfl.ai/api-reference/tasks/generate-an-image-with-flux1-%5Bpro%5D"
 
+#: BFL's API reference of FLUX.1 Expand [pro] (``POST /v1/flux-pro-1.0-expand``, schema
+#: ``FluxProExpandInputs``: ``image``, ``top``/``bottom``/``left``/``right`` 0 to 2048, ``prompt``,
+#: ``steps``, ``guidance``, ``seed``, ``safety_tolerance``, ``output_format``); read on its
+#: docs.bfl.ml mirror of the same site.
+EXPAND_DOCS = (
+    "https://docs.bfl.ai/api-reference/models/expand-an-image-by-adding-pixels-on-any-side"
+)
+
+
+def edit_operations(model: str) -> dict[str, OperationSupport]:
+    """Return the operations table of an endpoint that edits with input images (FLUX.2,
+    Kontext): every operation is an instruction (bfl_input.INSTRUCTIONS), the references are
+    the input images after the source (SKILL, :func:`max_input_images`)."""
+    support = OperationSupport(max_references=max_input_images(model) - 1)
+    ops = ("edit", "replace_background", "search_replace", "search_recolor", "restyle")
+    return dict.fromkeys(ops, support)
+
+
+#: Text to image only: a table that lists no operation on a source image.
+TEXT_ONLY = {"generate": OperationSupport()}
+#: FLUX.1 Fill [pro] repaints where the mask is white (inpaint) or, asked to, continues the
+#: surroundings there (erase: BFL's skill lists Fill for "inpainting and object removal").
+FILL_OPERATIONS = {
+    "inpaint": OperationSupport(mask="required"),
+    "erase": OperationSupport(mask="required"),
+}
+#: FLUX.1 Expand [pro] outpaints: the source and up to 2048 px on each side (EXPAND_DOCS).
+EXPAND_OPERATIONS = {"outpaint": OperationSupport()}
+
 _COMMON = {"max_count": 1, "seed": True, "negative_prompt": False, "mask": False}
 # §6.2: jpeg (BFL's default) or png; webp is [UNCERTAIN], so a webp request is sent as jpeg.
 _FORMATS = ("jpeg", "png")
@@ -99,17 +137,32 @@ FLUX2_CAPS = Capabilities(
     max_pixels=2048 * 2048,
     edit=True,
     output_formats=_FORMATS,
+    operations=edit_operations("flux-2-pro"),
     **_COMMON,
 )
 # §6.2: FLUX.1 [pro] 1.1 width/height 256-1440 in multiples of 32 ([pro] and [dev] alike).
 FLUX1_CAPS = Capabilities(
-    min_side=256, max_side=1440, size_multiple=32, edit=False, output_formats=_FORMATS, **_COMMON
+    min_side=256,
+    max_side=1440,
+    size_multiple=32,
+    edit=False,
+    output_formats=_FORMATS,
+    operations=TEXT_ONLY,
+    **_COMMON,
 )
 ULTRA_CAPS = Capabilities(
-    aspect_ratios=ASPECT_RATIOS, edit=False, output_formats=_FORMATS, **_COMMON
+    aspect_ratios=ASPECT_RATIOS,
+    edit=False,
+    output_formats=_FORMATS,
+    operations=TEXT_ONLY,
+    **_COMMON,
 )
 KONTEXT_CAPS = Capabilities(
-    aspect_ratios=ASPECT_RATIOS, edit=True, output_formats=_FORMATS, **_COMMON
+    aspect_ratios=ASPECT_RATIOS,
+    edit=True,
+    output_formats=_FORMATS,
+    operations=edit_operations("flux-kontext-pro"),
+    **_COMMON,
 )
 # FLUX.1 Fill [pro] inpaints one source image where its mask is white; no size is sent, so the
 # output follows the source image. The FLUX.1 side limits only bound the estimate's size.
@@ -119,7 +172,18 @@ FILL_CAPS = Capabilities(
     size_multiple=32,
     edit=True,
     output_formats=_FORMATS,
+    operations=FILL_OPERATIONS,
     **{**_COMMON, "mask": True},
+)
+# FLUX.1 Expand [pro]: the output is the source plus the padding, so no size is sent; the
+# FLUX.2 side limits only bound the estimate's size (it is billed per image).
+EXPAND_CAPS = Capabilities(
+    min_side=64,
+    max_side=8192,
+    edit=True,
+    output_formats=_FORMATS,
+    operations=EXPAND_OPERATIONS,
+    **_COMMON,
 )
 
 
@@ -143,12 +207,16 @@ def flux2_price(first: str, further: str) -> MegapixelTiers:
     )
 
 
+#: FLUX.2 [klein] takes fewer input images than the other FLUX.2 endpoints.
+KLEIN_CAPS = replace(FLUX2_CAPS, operations=edit_operations("flux-2-klein-4b"))
+
+
 def _flux2(model_id: str, label: str, first: str, further: str, **kw) -> ModelInfo:
     return ModelInfo(
         provider="bfl",
         id=model_id,
         label=label,
-        capabilities=FLUX2_CAPS,
+        capabilities=KLEIN_CAPS if model_id.startswith("flux-2-klein") else FLUX2_CAPS,
         price=flux2_price(first, further),
         **kw,
     )
@@ -229,6 +297,22 @@ MODELS: tuple[ModelInfo, ...] = (
         "0.05",
         notes="Inpainting: one source image and a mask (white is repainted).",
         sources=_FLUX1_SOURCES,
+    ),
+    _flat(
+        "flux-pro-1.0-expand",
+        "FLUX.1 Expand [pro]",
+        EXPAND_CAPS,
+        "0.05",
+        notes="Outpainting: one source image and the pixels to add on each side.",
+        sources={
+            "id": Source(url=EXPAND_DOCS, checked=CHECKED),
+            "price": Source(
+                url=PRICING,
+                checked=CHECKED,
+                verified=False,
+                note="Priced like FLUX.1 Fill [pro]; the response's cost is what is billed.",
+            ),
+        },
     ),
     _flat(
         "flux-pro",

@@ -11,10 +11,12 @@ always uses the response's ``usageMetadata``, so such numbers only feed ``estima
 from __future__ import annotations
 
 import datetime
+import io
+import math
 from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
+from imagegen.catalog.entries import Capabilities, ModelInfo, OperationSupport, Source, sources
 from imagegen.pricing import PerImage, PerToken
 
 #: The day the sources below were last read.
@@ -45,6 +47,63 @@ _BATCH_SOURCE = Source(
     checked=CHECKED,
     note="50% of the standard price; the guide's image example uses gemini-3-pro-image-preview.",
 )
+#: The Gemini API image-generation guide: editing with text and images, and how many input
+#: images each model takes.
+IMAGE_GUIDE = "https://ai.google.dev/gemini-api/docs/image-generation"
+
+#: Input images (the source and its references) one generateContent call takes, by model. The
+#: Gemini 3 image models take up to 14 reference images (IMAGE_GUIDE; Google's pages and the
+#: Firebase guide read through third-party copies [UNVERIFIED]); gemini-2.5-flash-image "works
+#: best with up to 3 images as input"; nano-banana-2.1 is taken to keep 3.1 Flash's 14, and 3.1
+#: Flash Lite, whose page gives no number, the 2.5 model's 3 [UNCERTAIN].
+MAX_INPUT_IMAGES: dict[str, int] = {
+    "gemini-nano-banana-2.1": 14,
+    "gemini-3.1-flash-image": 14,
+    "gemini-3.1-flash-image-preview": 14,
+    "gemini-3-pro-image": 14,
+    "gemini-3-pro-image-preview": 14,
+    "gemini-3.1-flash-lite-image": 3,
+    "gemini-2.5-flash-image": 3,
+}
+#: What generateContent does with a source image: every operation is an instruction
+#: (GoogleProvider.INSTRUCTIONS) over the inline images; Gemini takes no mask and returns no
+#: alpha channel, so inpaint, erase and remove_background are not offered.
+EDIT_OPERATIONS = ("edit", "replace_background", "search_replace", "search_recolor", "restyle")
+
+
+def edit_operations(model_id: str) -> dict[str, OperationSupport]:
+    """Return the operations table of a Gemini image model: its references are its input
+    images less the source."""
+    support = OperationSupport(max_references=MAX_INPUT_IMAGES[model_id] - 1)
+    return dict.fromkeys(EDIT_OPERATIONS, support)
+
+
+def gemini_3_image_tokens(content: bytes) -> int:
+    """Return the estimated input tokens of one image sent to a Gemini 3 model: 1120.
+
+    Gemini 3 bills an image at its media resolution, 1120 tokens at the default high setting
+    [UNCERTAIN: third-party reading of Google's media_resolution table]; the bill always uses
+    the answer's ``usageMetadata``.
+    """
+    return 1120
+
+
+def gemini_2_image_tokens(content: bytes) -> int:
+    """Return the estimated input tokens of one image sent to gemini-2.5-flash-image.
+
+    258 tokens for an image of at most 384 px a side, else 258 per 768 px tile [UNCERTAIN:
+    Google's token-counting page, read through third-party copies].
+    """
+    from PIL import Image  # only for edit estimates: the catalog stays light to import
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an unreadable image is estimated as one tile
+        return 258
+    if width <= 384 and height <= 384:
+        return 258
+    return 258 * math.ceil(width / 768) * math.ceil(height / 768)
 
 
 def _unpriced(note: str, checked: datetime.date = CHECKED) -> Source:
@@ -92,12 +151,17 @@ _GEMINI_CAPS = Capabilities(
 
 
 def _gemini(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
-    kwargs.setdefault("capabilities", _GEMINI_CAPS)
+    caps = kwargs.pop("capabilities", _GEMINI_CAPS)
+    caps = replace(caps, operations=edit_operations(model_id))
+    tokens = gemini_2_image_tokens if model_id.startswith("gemini-2") else gemini_3_image_tokens
+    price = replace(price, input_image_tokens=tokens)
     # Batch Mode runs every Gemini image model at half price (BATCH_GUIDE); which ids it takes
     # is on each model page, which was not checked id by id.
     kwargs.setdefault("batch_factor", BATCH_FACTOR)
     kwargs["sources"] = {"batch_factor": _BATCH_SOURCE, **kwargs.get("sources", {})}
-    return ModelInfo(provider="google", id=model_id, label=label, price=price, **kwargs)
+    return ModelInfo(
+        provider="google", id=model_id, label=label, capabilities=caps, price=price, **kwargs
+    )
 
 
 def _tokens(

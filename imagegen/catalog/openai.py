@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import io
+import math
 from dataclasses import replace
 from decimal import Decimal
 
-from imagegen.catalog.entries import Capabilities, ModelInfo, Source, sources
+from imagegen.catalog.entries import Capabilities, ModelInfo, OperationSupport, Source, sources
 from imagegen.pricing import PerToken
 
 #: The day the sources below were last read.
@@ -20,6 +22,12 @@ DEPRECATIONS = "https://developers.openai.com/api/docs/deprecations"
 IMAGES_REFERENCE = "https://developers.openai.com/api/reference/resources/images/methods/generate"
 #: OpenAI's model pages, where each model's token prices are listed.
 MODEL_PAGE = "https://developers.openai.com/api/docs/models/{}"
+#: OpenAI's Images edit reference: up to 16 ``image[]`` files, a PNG ``mask`` the size of the
+#: first image (transparent where it changes), ``background`` (provider-apis.md §2.4).
+EDITS_REFERENCE = "https://developers.openai.com/api/reference/resources/images/methods/edit"
+#: OpenAI's image-generation guide: transparent backgrounds (png or webp) on the GPT image
+#: models, and on gpt-image-2 as a preview since 2026-08-20 (openai/openai-python#3703).
+IMAGE_GUIDE = "https://developers.openai.com/api/docs/guides/image-generation"
 
 # --- OpenAI GPT-image models --------------------------------------------------------------------
 # provider-apis.md §2.2 (lifecycle), §2.3 (sizes, n), §2.7 (token prices, output-token counts).
@@ -96,9 +104,56 @@ _GPT_IMAGE_2_CAPS = replace(
 #: The models that take only the three fixed sizes: the gpt-image-1 family and ChatGPT's.
 _SIZED = ("gpt-image-1", "chatgpt-image")
 
+# --- Operations: what /images/edits does with each (EDITS_REFERENCE, IMAGE_GUIDE) -------------
+#: §2.4: up to 16 images per edit: the source and at most 15 references.
+MAX_REFERENCES = 15
+_WITH_REFERENCES = OperationSupport(max_references=MAX_REFERENCES)
+#: Every GPT image model edits; the instruction-style operations are edits with a rewritten
+#: prompt (OpenAIProvider.INSTRUCTIONS). Only inpaint needs the mask; only edit may carry one.
+EDIT_OPERATIONS: dict[str, OperationSupport] = {
+    "edit": OperationSupport(mask="optional", max_references=MAX_REFERENCES),
+    "inpaint": OperationSupport(mask="required", max_references=MAX_REFERENCES),
+    "replace_background": _WITH_REFERENCES,
+    "search_replace": _WITH_REFERENCES,
+    "search_recolor": OperationSupport(),
+    "restyle": _WITH_REFERENCES,
+}
+#: remove_background is an edit with ``background="transparent"``: the gpt-image-1 family and
+#: gpt-image-2 (preview) take it. gpt-image-2.5 answered "Transparent background is not
+#: supported for this model" (a public report of 2026-09-15), and 2.6 is not documented to, so
+#: neither is offered it.
+_TRANSPARENT = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2")
+#: The operations of a model that makes transparent backgrounds.
+TRANSPARENT_OPERATIONS = {**EDIT_OPERATIONS, "remove_background": OperationSupport()}
+
+
+def input_image_tokens(content: bytes) -> int:
+    """Return the estimated image input tokens of one source image: 85 + 170 per 512 px tile.
+
+    OpenAI counts GPT image inputs like its vision models [UNCERTAIN: the formula is the
+    vision guide's, not restated for the Images API]: fit within 2048 x 2048, scale the short
+    side down to 768, then 170 tokens per 512 px tile plus 85. ``input_fidelity="high"`` adds
+    tokens this does not estimate; the bill always uses the answer's ``usage``.
+    """
+    from PIL import Image  # only for edit estimates: the catalog stays light to import
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an unreadable image is estimated as one tile
+        return 85 + 170
+    scale = min(1.0, 2048 / max(width, height))
+    width, height = width * scale, height * scale
+    scale = min(1.0, 768 / min(width, height))
+    width, height = width * scale, height * scale
+    return 85 + 170 * math.ceil(width / 512) * math.ceil(height / 512)
+
 
 def _openai(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
     caps = _GPT_IMAGE_1_CAPS if model_id.startswith(_SIZED) else _GPT_IMAGE_2_CAPS
+    operations = TRANSPARENT_OPERATIONS if model_id in _TRANSPARENT else EDIT_OPERATIONS
+    caps = replace(caps, operations=operations)
+    price = replace(price, input_image_tokens=input_image_tokens)
     return ModelInfo(
         provider="openai", id=model_id, label=label, capabilities=caps, price=price, **kwargs
     )

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from imagegen.catalog.entries import Capabilities, ModelInfo, Source
+from imagegen.catalog.entries import Capabilities, ModelInfo, OperationSupport, Source
 from imagegen.pricing import MegapixelTiers, PerImage, PriceRule
 from imagegen.types import ImageRequest
 
@@ -55,6 +55,8 @@ class InputSchema:
     fields: frozenset[str]
     image_field: str | None = None
     max_input_images: int = 0
+    #: Where an inpainting model takes its mask (black kept, white repainted), if it does.
+    mask_field: str | None = None
     #: "list" (an array of URLs) or "single" (one URL string), §3.2.
     output: str = "single"
 
@@ -91,6 +93,27 @@ SCHEMAS: dict[str, InputSchema] = {
     ),
     "black-forest-labs/flux-2-dev": InputSchema(
         fields=_BASE | {"go_fast"}, image_field="input_images", max_input_images=4
+    ),
+    # KONTEXT_PAGE: one input_image, aspect_ratio (match_input_image by default), jpg or png,
+    # safety_tolerance, seed.
+    "black-forest-labs/flux-kontext-pro": InputSchema(
+        fields=frozenset({"aspect_ratio", "seed", "output_format", "safety_tolerance"}),
+        image_field="input_image",
+        max_input_images=1,
+    ),
+    "black-forest-labs/flux-kontext-max": InputSchema(
+        fields=frozenset({"aspect_ratio", "seed", "output_format", "safety_tolerance"}),
+        image_field="input_image",
+        max_input_images=1,
+    ),
+    # FILL_PRO_PAGE: image and mask ("Black areas will be preserved while white areas will be
+    # inpainted. Must have the same size as image"), no aspect_ratio (the output follows the
+    # image), jpg by default, safety_tolerance 1 to 6, seed; one URL out.
+    "black-forest-labs/flux-fill-pro": InputSchema(
+        fields=frozenset({"seed", "output_format", "safety_tolerance"}),
+        image_field="image",
+        max_input_images=1,
+        mask_field="mask",
     ),
 }
 
@@ -150,6 +173,19 @@ def flux2_price(rate: str) -> MegapixelTiers:
 # The catalog -------------------------------------------------------------------------------------
 
 
+#: Text to image only: a table that lists no operation on a source image.
+TEXT_ONLY = {"generate": OperationSupport()}
+#: The instruction-style operations of the editing models (ReplicateProvider's INSTRUCTIONS).
+INSTRUCTED = ("edit", "replace_background", "search_replace", "search_recolor", "restyle")
+
+
+def edit_operations(model: str) -> dict[str, OperationSupport]:
+    """Return the operations table of a model that edits from an instruction: its references
+    are its input images (:data:`SCHEMAS`) after the source."""
+    schema = SCHEMAS[model]
+    return dict.fromkeys(INSTRUCTED, OperationSupport(max_references=schema.max_input_images - 1))
+
+
 def _caps(ratios: tuple[str, ...], *, max_count: int = 1, edit: bool = False, **kw) -> Capabilities:
     # §3.5: no model takes a negative prompt; every one takes a seed.
     return Capabilities(
@@ -160,6 +196,7 @@ def _caps(ratios: tuple[str, ...], *, max_count: int = 1, edit: bool = False, **
         edit=edit,
         mask=False,
         output_formats=kw.pop("output_formats", _FORMATS),
+        operations=kw.pop("operations", TEXT_ONLY),
         **kw,
     )
 
@@ -170,6 +207,18 @@ REFERENCE_CHECKED = datetime.date(2026, 11, 16)
 MODEL_PAGE = "https://replicate.com/black-forest-labs/{}"
 #: Replicate's price page.
 PRICING = "https://replicate.com/pricing"
+#: The day the operations' model pages were read.
+CHECKED = datetime.date(2026, 12, 5)
+#: The API page of FLUX.1 Kontext [pro] the reference cites (§3.2, [REP-KONTEXT]).
+KONTEXT_PAGE = (
+    "https://replicate.com/black-forest-labs/flux-kontext-pro/versions/"
+    "0a1381936934845a14efcc9f309ce7d031cb905867878b5c5830280e00e97606/api"
+)
+#: The API page of FLUX.1 Fill [pro] on Replicate.
+FILL_PRO_PAGE = (
+    "https://replicate.com/black-forest-labs/flux-fill-pro/versions/"
+    "9609ba7331ed872c99f81c92c69a9ee52a50d8aba99f636173e0674d997efd0c/api"
+)
 
 
 def _model(name: str, label: str, caps: Capabilities, price: PriceRule, **kw) -> ModelInfo:
@@ -215,7 +264,8 @@ MODELS: tuple[ModelInfo, ...] = (
     _model(
         "flux-dev",
         "FLUX.1 [dev]",
-        _caps(_DEV_RATIOS, max_count=4, edit=True),
+        # Image-to-image only: one ``image``, no instruction following.
+        _caps(_DEV_RATIOS, max_count=4, edit=True, operations={"edit": OperationSupport()}),
         PerImage(price=Decimal("0.025")),  # §3.6
         notes="Image-to-image with one source image; the output follows its aspect ratio.",
     ),
@@ -245,7 +295,7 @@ MODELS: tuple[ModelInfo, ...] = (
     _model(
         "flux-2-pro",
         "FLUX.2 [pro]",
-        _caps(_PRO_RATIOS, edit=True),
+        _caps(_PRO_RATIOS, edit=True, operations=edit_operations("black-forest-labs/flux-2-pro")),
         FLUX2_PRO_PRICE,
         notes="Up to 8 source images; resolution 0.5 to 4 MP.",
         price_source=_estimate("flux-2-pro", "Third-party copies of the page: $0.015 per MP."),
@@ -253,7 +303,7 @@ MODELS: tuple[ModelInfo, ...] = (
     _model(
         "flux-2-flex",
         "FLUX.2 [flex]",
-        _caps(_PRO_RATIOS, edit=True),
+        _caps(_PRO_RATIOS, edit=True, operations=edit_operations("black-forest-labs/flux-2-flex")),
         flux2_price("0.05"),
         notes="Up to 10 source images. Price is an estimate [UNCERTAIN].",
         price_source=_estimate("flux-2-flex", "No Replicate price found; BFL's $0.05 per MP."),
@@ -261,9 +311,67 @@ MODELS: tuple[ModelInfo, ...] = (
     _model(
         "flux-2-dev",
         "FLUX.2 [dev]",
-        _caps(_PRO_RATIOS, edit=True),
+        _caps(_PRO_RATIOS, edit=True, operations=edit_operations("black-forest-labs/flux-2-dev")),
         flux2_price("0.012"),
         notes="Up to 4 source images; about 1 MP output. Price is an estimate [UNCERTAIN].",
         price_source=_estimate("flux-2-dev", "No Replicate price found; a third-party rate."),
+    ),
+    *(
+        ModelInfo(
+            provider="replicate",
+            id=f"black-forest-labs/flux-kontext-{tier}",
+            label=f"FLUX.1 Kontext [{tier}]",
+            # jpg or png; one input_image, so instructions without reference images.
+            capabilities=_caps(
+                _ULTRA_RATIOS,
+                edit=True,
+                output_formats=("jpeg", "png"),
+                operations=edit_operations(f"black-forest-labs/flux-kontext-{tier}"),
+            ),
+            price=PerImage(price=Decimal(price)),
+            notes="Instruction editing of one source image.",
+            sources={
+                "id": (
+                    Source(url=KONTEXT_PAGE, checked=REFERENCE_CHECKED)
+                    if tier == "pro"
+                    else _estimate(
+                        "flux-kontext-max",
+                        "Not read; flux-kontext-pro's sibling, taken to share its API page's "
+                        "schema (one input_image).",
+                    )
+                ),
+                "price": _estimate(
+                    f"flux-kontext-{tier}",
+                    f"Replicate's per-image price, assumed equal to BFL's own ${price}.",
+                ),
+            },
+        )
+        for tier, price in (("pro", "0.04"), ("max", "0.08"))
+    ),
+    ModelInfo(
+        provider="replicate",
+        id="black-forest-labs/flux-fill-pro",
+        label="FLUX.1 Fill [pro]",
+        # The output has the source image's size: free sizes, jpg or png.
+        capabilities=Capabilities(
+            max_count=1,
+            seed=True,
+            edit=True,
+            mask=True,
+            output_formats=("jpeg", "png"),
+            operations={
+                "inpaint": OperationSupport(mask="required"),
+                "erase": OperationSupport(mask="required"),
+            },
+        ),
+        price=PerImage(price=Decimal("0.05")),
+        notes=(
+            "Inpainting: one source image and its mask (white is repainted). Its outpaint "
+            "presets (zoom out, make square) fix their own padding, so imagegen does not use them."
+        ),
+        sources={
+            "id": Source(url=FILL_PRO_PAGE, checked=CHECKED),
+            "price": _estimate("flux-fill-pro", "Assumed equal to BFL's own $0.05 per image."),
+        },
     ),
 )

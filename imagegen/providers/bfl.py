@@ -57,8 +57,20 @@ class BFLProvider(JobProvider):
     catalog_key = "bfl"
     display_name = "Black Forest Labs"
     default_model = "flux-2-pro"
-    # "inpaint" is FLUX.1 Fill [pro]'s alone; other endpoints refuse a mask before sending.
-    operations = ("generate", "edit", "inpaint")
+    # Each endpoint does its own share (its catalog entry's operations table): FLUX.2 and
+    # Kontext edit from an instruction, FLUX.1 Fill [pro] inpaints and erases, FLUX.1 Expand
+    # [pro] outpaints; other endpoints refuse a mask before sending.
+    operations = (
+        "generate",
+        "edit",
+        "inpaint",
+        "erase",
+        "outpaint",
+        "replace_background",
+        "search_replace",
+        "search_recolor",
+        "restyle",
+    )
     polled_operations = operations
     api_key_env = "BFL_API_KEY"
     default_base_url = "https://api.bfl.ai/v1"
@@ -96,6 +108,15 @@ class BFLProvider(JobProvider):
         return {"x-key": self.api_key()}
 
     # Catalog -------------------------------------------------------------------------------
+
+    def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
+        model, operation = self.checked_model(request.model or self.model), request.operation
+        if self.model_info(model).capabilities.support(operation) is None:
+            # Each operation has its endpoints: refuse before pricing or sending anything.
+            raise self.unsupported(
+                f"Black Forest Labs' {model} cannot {operation.replace('_', ' ')} images."
+            )
+        return super().prepare(request)
 
     def checked_model(self, model: str) -> str:
         if not _MODEL.fullmatch(model):

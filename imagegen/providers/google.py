@@ -19,13 +19,13 @@ from urllib.parse import quote
 
 import httpx
 
-from imagegen.catalog.google import IMAGE_SIZES
+from imagegen.catalog.google import IMAGE_SIZES, MAX_INPUT_IMAGES
 from imagegen.exceptions import ModelUnavailable, ProviderError, UnsupportedRequest
 from imagegen.providers.google_batch import GeminiBatchMode
 from imagegen.providers.google_output import answer_usage, parse_gemini, parse_imagen, usage_from
 from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import ApiError, json_body, parse_retry_after
-from imagegen.providers.http.inputs import b64, present
+from imagegen.providers.http.inputs import b64, instruction, present
 from imagegen.providers.http.outputs import dicts, image_mime
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
@@ -38,6 +38,30 @@ SIZES = ("1K", "2K", "4K")
 AUTH_STATUSES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg"}
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+#: The prompt each instruction-style operation sends with the inline images, from the caller's
+#: ``prompt`` and ``search`` ("+reference": when reference images follow the source). Google's
+#: editing guide phrases edits as "Using the provided image, ..."; edit sends the prompt as it
+#: is. Documented in docs/providers/google.md.
+INSTRUCTIONS = {
+    "replace_background": (
+        "Using the provided image, replace the background with: {prompt}. Keep the subject "
+        "exactly as it is: its shape, edges, colours, lighting and position."
+    ),
+    "search_replace": (
+        "Using the provided image, replace {search} with {prompt}. Keep everything else in the "
+        "image exactly the same."
+    ),
+    "search_recolor": (
+        "Using the provided image, change the colour of {search}: {prompt}. Keep everything "
+        "else in the image exactly the same."
+    ),
+    "restyle": "Using the provided image, restyle it: {prompt}. Keep its subject and composition.",
+    "restyle+reference": (
+        "Apply the style of the second image to the first image: {prompt}. Keep the first "
+        "image's subject and composition; take only the look (palette, texture, medium) from "
+        "the second."
+    ),
+}
 
 
 class GoogleProvider(GeminiBatchMode, HttpProvider):
@@ -56,7 +80,15 @@ class GoogleProvider(GeminiBatchMode, HttpProvider):
     # Google's changelog, 2026-10-06: the successor of the deprecated gemini-3.1-flash-image
     # (itself §4.1's replacement for Imagen 4 Fast and Standard).
     default_model = "gemini-nano-banana-2.1"
-    operations = ("generate", "edit")
+    # Every operation on a source image is an instruction over inline images (INSTRUCTIONS).
+    operations = (
+        "generate",
+        "edit",
+        "replace_background",
+        "search_replace",
+        "search_recolor",
+        "restyle",
+    )
     api_key_env = "GEMINI_API_KEY"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
     # Calls are synchronous and 4K images are slow; a disconnect may still bill.
@@ -77,8 +109,9 @@ class GoogleProvider(GeminiBatchMode, HttpProvider):
     def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
         # The image size to send travels as the request's quality, so the estimate prices it.
         model = request.model or self.model
-        if request.operation != "generate" and not self.model_info(model).capabilities.edit:
-            raise self.unsupported(f"{model} cannot {request.operation} images.")
+        caps, operation = self.model_info(model).capabilities, request.operation
+        if operation != "generate" and (not caps.edit or caps.support(operation) is None):
+            raise self.unsupported(f"{model} cannot {operation.replace('_', ' ')} images.")
         warnings = []
         if request.quality and request.quality not in SIZES:
             warnings.append(f"Google has no quality tiers; {request.quality!r} was ignored.")
@@ -116,9 +149,14 @@ class GoogleProvider(GeminiBatchMode, HttpProvider):
 
     def gemini_body(self, request: ImageRequest, model: str) -> dict[str, Any]:
         """Return the generateContent body (§4.6): text, then source images as inline_data."""
-        if request.operation == "edit" and not request.source_images:
+        if request.operation != "generate" and not request.source_images:
             raise UnsupportedRequest("A Google edit needs at least one source image.")
-        parts: list[dict[str, Any]] = [{"text": request.prompt}]
+        if request.mask is not None:
+            raise UnsupportedRequest(f"Google's {model} takes no mask.")
+        most = MAX_INPUT_IMAGES.get(model)
+        if most is not None and len(request.source_images) > most:
+            raise UnsupportedRequest(f"Google's {model} takes at most {most} input images.")
+        parts: list[dict[str, Any]] = [{"text": instruction(INSTRUCTIONS, request)}]
         for content in request.source_images:
             mime = image_mime(content)
             if not mime:

@@ -3,17 +3,26 @@
 The wire protocol follows provider-apis.md §2: ``POST /images/generations`` with a JSON body and
 ``POST /images/edits`` with repeated ``image[]`` parts and an optional ``mask``; images come back
 only as ``b64_json``, and the bill is the ``usage`` token counts at the model's token prices.
+
+Every operation on a source image is an edit: the source first, then the references, as
+``image[]``. imagegen's mask (grayscale, white = change) is sent as OpenAI wants it, a PNG the
+size of the first image that is transparent where the image should change. The operations
+without an endpoint of their own (replace_background, remove_background, search_replace,
+search_recolor, restyle) are edits whose prompt :data:`INSTRUCTIONS` rewrites;
+remove_background also asks for ``background="transparent"``.
 """
 
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 from dataclasses import replace
 from typing import Any
 
 import httpx
+from PIL import Image
 
 from imagegen.exceptions import (
     ContentRejected,
@@ -25,7 +34,7 @@ from imagegen.exceptions import (
 )
 from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import CHANGE_PROMPT, ApiError
-from imagegen.providers.http.inputs import file_part
+from imagegen.providers.http.inputs import file_part, instruction
 from imagegen.providers.http.outputs import FORMAT_MIME, count, image_output
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
@@ -48,6 +57,29 @@ RESERVED = frozenset({"prompt", "model", "n", "stream", "image", "image[]", "mas
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: Most input images one edit takes (§2.4).
 MAX_EDIT_IMAGES = 16
+#: The prompt each instruction-style operation sends to ``/images/edits``, from the caller's
+#: ``prompt`` and ``search`` ("+reference": when reference images follow the source). Edit and
+#: inpaint send the prompt as it is. Documented in docs/providers/openai.md.
+INSTRUCTIONS = {
+    "replace_background": (
+        "Replace the background with: {prompt}. Keep the subject exactly as it is: its shape, "
+        "edges, colours, lighting and position."
+    ),
+    "remove_background": (
+        "Remove the background entirely, leaving only the main subject, unchanged, on a fully "
+        "transparent background."
+    ),
+    "search_replace": "Replace {search} with {prompt}. Change nothing else in the image.",
+    "search_recolor": "Recolour {search}: {prompt}. Change nothing else in the image.",
+    "restyle": "Restyle the image: {prompt}. Keep its subject and composition.",
+    "restyle+reference": (
+        "Apply the style of the second image to the first image: {prompt}. Keep the first "
+        "image's subject and composition; take only the look (palette, texture, medium) from "
+        "the second."
+    ),
+}
+#: Output formats that keep an alpha channel: a transparent background needs one (§2.8).
+ALPHA_FORMATS = ("png", "webp")
 
 
 class OpenAIProvider(HttpProvider):
@@ -62,7 +94,16 @@ class OpenAIProvider(HttpProvider):
     catalog_key = "openai"
     display_name = "OpenAI"
     default_model = "gpt-image-2"
-    operations = ("generate", "edit", "inpaint")
+    operations = (
+        "generate",
+        "edit",
+        "inpaint",
+        "replace_background",
+        "remove_background",
+        "search_replace",
+        "search_recolor",
+        "restyle",
+    )
     api_key_env = "OPENAI_API_KEY"
     default_base_url = "https://api.openai.com/v1"
     # §2.8: the calls are synchronous and high quality takes minutes; a disconnect still bills.
@@ -110,7 +151,19 @@ class OpenAIProvider(HttpProvider):
         # The configured quality is what will be sent, so the estimate must price it.
         if request.quality is None and self.quality:
             request = replace(request, quality=self.quality)
-        return super().prepare(request)
+        model = request.model or self.model
+        operation = request.operation
+        if self.model_info(model).capabilities.support(operation) is None:
+            raise self.unsupported(f"OpenAI's {model} cannot {operation.replace('_', ' ')} images.")
+        warnings = []
+        if operation == "remove_background" and request.output_format not in ALPHA_FORMATS:
+            warnings.append(
+                f"A transparent background needs png or webp; asking for png, "
+                f"not {request.output_format}."
+            )
+            request = replace(request, output_format="png")
+        calls, more = super().prepare(request)
+        return calls, warnings + more
 
     # Calling -----------------------------------------------------------------------------
 
@@ -144,7 +197,7 @@ class OpenAIProvider(HttpProvider):
         fmt = "jpeg" if request.output_format == "jpg" else request.output_format
         fields: dict[str, Any] = {
             "model": request.model or self.model,
-            "prompt": request.prompt,
+            "prompt": instruction(INSTRUCTIONS, request),
             "n": request.count,
             "size": f"{request.width}x{request.height}",
             "output_format": fmt,
@@ -152,7 +205,9 @@ class OpenAIProvider(HttpProvider):
         edit = request.operation != "generate"
         optional = {
             "quality": request.quality or self.quality,
-            "background": self.background,
+            "background": (
+                "transparent" if request.operation == "remove_background" else self.background
+            ),
             # §2.3/§2.4: compression applies to jpeg and webp only; moderation is a generation
             # field (the multipart edit form lists it only for the JSON variant).
             "output_compression": self.output_compression if fmt in ("jpeg", "webp") else None,
@@ -171,13 +226,16 @@ class OpenAIProvider(HttpProvider):
             raise UnsupportedRequest(f"OpenAI edits take at most {MAX_EDIT_IMAGES} images.")
         if request.operation == "inpaint" and request.mask is None:
             raise UnsupportedRequest("Inpainting with OpenAI needs a mask.")
+        if request.mask is not None and request.operation not in ("edit", "inpaint"):
+            raise UnsupportedRequest(f"OpenAI takes no mask for {request.operation}.")
+        mask = None if request.mask is None else alpha_mask(request.mask, request.source_images[0])
         data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
         # §2.4: the official SDK sends several files as repeated "image[]" parts (brackets).
         files: list[tuple[str, tuple[str, bytes, str]]] = []
         for index, content in enumerate(request.source_images, start=1):
             files.append(("image[]", file_part(f"image-{index}", content)))
-        if request.mask is not None:
-            files.append(("mask", ("mask.png", request.mask, "image/png")))
+        if mask is not None:
+            files.append(("mask", ("mask.png", mask, "image/png")))
         return data, files
 
     def parse_result(self, request: ImageRequest, response: httpx.Response) -> ImageResult:
@@ -232,6 +290,31 @@ class OpenAIProvider(HttpProvider):
             what = f"OpenAI refused the request{error.field_note}"
             return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
+
+
+def alpha_mask(mask: bytes, source: bytes) -> bytes:
+    """Return imagegen's grayscale ``mask`` (white = change) as OpenAI's: a PNG with an alpha
+    channel, fully transparent where the image should change, the size of ``source`` (§2.4).
+
+    Gray levels keep their share: a pixel half white is half transparent.
+    """
+    try:
+        with Image.open(io.BytesIO(mask)) as opened:
+            gray = opened.convert("L")
+        with Image.open(io.BytesIO(source)) as first:
+            size = first.size
+    except (OSError, ValueError) as err:
+        raise UnsupportedRequest(f"The mask or source image cannot be read: {err}") from err
+    if gray.size != size:
+        raise UnsupportedRequest(
+            f"The mask is {gray.size[0]}x{gray.size[1]} pixels; OpenAI needs the size of the "
+            f"first image, {size[0]}x{size[1]}."
+        )
+    converted = Image.new("RGBA", size, (0, 0, 0, 255))
+    converted.putalpha(gray.point(lambda level: 255 - level))
+    buffer = io.BytesIO()
+    converted.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def answer_usage(response: httpx.Response) -> Any:

@@ -75,7 +75,19 @@ class ReplicateProvider(JobProvider):
     catalog_key = "replicate"
     display_name = "Replicate"
     default_model = "black-forest-labs/flux-schnell"
-    operations = ("generate", "edit")
+    # Each model does its own share (its catalog entry's operations table): FLUX.2 and Kontext
+    # edit from an instruction (replicate_input.INSTRUCTIONS), flux-dev does image-to-image,
+    # flux-fill-pro inpaints and erases.
+    operations = (
+        "generate",
+        "edit",
+        "inpaint",
+        "erase",
+        "replace_background",
+        "search_replace",
+        "search_recolor",
+        "restyle",
+    )
     polled_operations = operations
     #: With the ``webhook_url`` option, predictions report back to :mod:`imagegen.webhooks`.
     webhooks = True
@@ -145,8 +157,14 @@ class ReplicateProvider(JobProvider):
         # The resolution tier travels as the request's quality, so the estimate prices it.
         model = request.model or self.model
         info, schema = self.model_info(model), models.schema_for(model)
-        if request.operation == "edit" and not info.capabilities.edit:
-            raise self.unsupported(f"{model} cannot edit images; use a FLUX.2 model or flux-dev.")
+        operation = request.operation
+        if operation != "generate" and (
+            not info.capabilities.edit or info.capabilities.support(operation) is None
+        ):
+            what = operation.replace("_", " ")
+            raise self.unsupported(
+                f"{model} cannot {what} images; see the operations table in the Replicate docs."
+            )
         warnings, quality = [], None
         takes_resolution = schema is not None and "resolution" in schema.fields
         if request.quality in models.RESOLUTIONS and takes_resolution:

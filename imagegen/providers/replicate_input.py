@@ -3,8 +3,10 @@
 The wire format follows provider-apis.md §3.1 and §3.5. A catalogued model's schema
 (:mod:`imagegen.catalog.replicate`) says which ``input`` fields it takes, so the request's
 fields and the provider's OPTIONS go only where they are understood; an uncatalogued model gets
-what every text-to-image model takes. The source images of an edit travel inline as data URLs,
-and ``ImageRequest.extra`` is applied last, adding or overriding any other field.
+what every text-to-image model takes. The source images of an edit (and an inpainting mask)
+travel inline as data URLs, and ``ImageRequest.extra`` is applied last, adding or overriding any
+other field. FLUX.2 and Kontext edit from an instruction: the operations without a model of
+their own send the prompt :data:`INSTRUCTIONS` makes.
 """
 
 from __future__ import annotations
@@ -15,17 +17,36 @@ from urllib.parse import quote
 
 from imagegen.catalog import replicate as models
 from imagegen.exceptions import UnsupportedRequest
-from imagegen.providers.http.inputs import data_url
+from imagegen.providers.http.inputs import data_url, instruction
 from imagegen.providers.http.outputs import image_mime
 from imagegen.types import ImageRequest
 
 if TYPE_CHECKING:
     from imagegen.providers.replicate import ReplicateProvider
 
-__all__ = ["RESERVED", "create_call", "image_fields", "prediction_input"]
+__all__ = ["INSTRUCTIONS", "RESERVED", "create_call", "image_fields", "prediction_input"]
 
 # Fields imagegen sets itself: the prompt, and the count (the catalog splits large requests).
 RESERVED = frozenset({"prompt", "num_outputs"})
+#: The prompt each operation without a model of its own sends to FLUX.2 and Kontext (they edit
+#: from an instruction, as Black Forest Labs' examples do: "Change the background to ..."), from
+#: the caller's ``prompt`` and ``search`` ("+reference": reference images follow the source);
+#: ``erase`` is the prompt of a FLUX.1 Fill [pro] prediction. Edit and inpaint send the prompt
+#: as it is. Documented in docs/providers/replicate.md.
+INSTRUCTIONS = {
+    "replace_background": (
+        "Change the background to {prompt}. Keep the subject exactly as it is: its shape, "
+        "edges, colours, lighting and position."
+    ),
+    "search_replace": "Replace {search} with {prompt}. Keep everything else exactly the same.",
+    "search_recolor": "Change the colour of {search}: {prompt}. Keep everything else the same.",
+    "restyle": "Restyle this image: {prompt}. Keep its subject and composition.",
+    "restyle+reference": (
+        "Apply the style of image 2 to image 1: {prompt}. Keep the subject and composition of "
+        "image 1; take only the look (palette, texture, medium) from image 2."
+    ),
+    "erase": "Empty background that continues the surroundings seamlessly, with no objects.",
+}
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[0-9a-f]{64})?$")
 
 
@@ -54,14 +75,14 @@ def prediction_input(
     """Return the prediction ``input`` for ``request``: its fields, the OPTIONS, then extra."""
     provider.refuse_reserved(request, RESERVED)
     schema = models.schema_for(model)
-    fields: dict[str, Any] = {"prompt": request.prompt}
-    if request.aspect_ratio:
+    fields: dict[str, Any] = {"prompt": instruction(INSTRUCTIONS, request)}
+    if request.aspect_ratio and (schema is None or "aspect_ratio" in schema.fields):
         fields["aspect_ratio"] = request.aspect_ratio
     if request.seed is not None:
         fields["seed"] = request.seed
     if schema is None:
         # An uncatalogued model: only what every text-to-image model takes, plus extra.
-        if request.operation == "edit":
+        if request.operation != "generate":
             raise provider.unsupported(
                 f"imagegen does not know where {model} takes source images; pass them as "
                 "URLs in extra, with operation generate."
@@ -78,10 +99,25 @@ def prediction_input(
         "safety_tolerance": provider.safety_tolerance,
     }
     fields.update({k: v for k, v in optional.items() if k in schema.fields and v is not None})
-    if request.operation == "edit":
+    if request.operation != "generate":
         fields.update(image_fields(request, model, schema))
+    if request.mask is not None:
+        fields.update(mask_field(request, model, schema))
     fields.update(request.extra)
     return fields
+
+
+def mask_field(request: ImageRequest, model: str, schema: models.InputSchema) -> dict[str, str]:
+    """Return the mask of an inpainting model as a data URL; imagegen's mask (white repainted,
+    black kept, the source's size) is already what FLUX.1 Fill [pro] takes."""
+    if schema.mask_field is None or request.mask is None:
+        raise UnsupportedRequest(f"{model} takes no mask; inpaint with flux-fill-pro.")
+    if len(request.mask) > models.MAX_DATA_URL_BYTES:
+        raise UnsupportedRequest(
+            f"A mask of {len(request.mask):,} bytes is too large to send inline (Replicate's "
+            f"limit is {models.MAX_DATA_URL_BYTES // 1024} KB)."
+        )
+    return {schema.mask_field: data_url(request.mask, image_mime(request.mask) or "image/png")}
 
 
 def image_fields(request: ImageRequest, model: str, schema: models.InputSchema) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 
 import imagegen
 from imagegen import catalog
-from imagegen.catalog.bfl import FLUX1_CAPS, FLUX2_CAPS, KONTEXT_CAPS, ULTRA_CAPS
+from imagegen.catalog.bfl import FLUX1_CAPS, FLUX2_CAPS, KLEIN_CAPS, KONTEXT_CAPS, ULTRA_CAPS
 from imagegen.exceptions import (
     ContentRejected,
     InvalidProviderError,
@@ -266,7 +266,7 @@ def test_fill_sends_one_image_and_its_mask_and_no_size() -> None:
     assert result.images
 
 
-def test_kontext_takes_one_input_image() -> None:
+def test_kontext_takes_one_input_image_without_references() -> None:
     api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
     run(make(api, cdn_with(), model="flux-kontext-pro"), source_images=(PNG,))
     assert body_of(api.requests[0])["input_image"] == b64(PNG)
@@ -278,7 +278,7 @@ def test_kontext_takes_one_input_image() -> None:
         ("flux-2-pro", {"operation": "edit"}, "needs at least one source image"),
         ("flux-pro-1.1", {"source_images": (PNG,)}, "takes no input image"),
         ("flux-2-pro", {"source_images": (PNG,) * 9}, "at most 8 images"),
-        ("flux-kontext-pro", {"source_images": (PNG, PNG)}, "at most 1 images"),
+        ("flux-kontext-pro", {"source_images": (PNG,) * 5}, "at most 4 images"),
         ("flux-2-pro", {"source_images": (PNG,), "mask": PNG}, "inpaint with flux-pro-1.0-fill"),
         ("flux-pro-1.0-fill", {"operation": "inpaint", "mask": PNG}, "exactly one image"),
         ("flux-pro-1.0-fill", {"source_images": (PNG, PNG), "mask": PNG}, "exactly one image"),
@@ -671,14 +671,18 @@ def test_catalog_lists_every_endpoint_of_the_reference() -> None:
         "flux-pro-1.1-ultra",
         "flux-pro-1.1",
         "flux-pro-1.0-fill",
+        "flux-pro-1.0-expand",
         "flux-pro",
         "flux-dev",
     }
+    expand = models.pop("flux-pro-1.0-expand")
+    assert expand.capabilities.support("outpaint") is not None
+    assert expand.price.estimate(ImageRequest(prompt=PROMPT)) == Decimal("0.05")
     fill = models.pop("flux-pro-1.0-fill")
     assert fill.capabilities.edit and fill.capabilities.mask
     assert fill.price.estimate(ImageRequest(prompt=PROMPT)) == Decimal("0.05")
     caps = {model: info.capabilities for model, info in models.items()}
-    assert caps["flux-2-pro"] is FLUX2_CAPS and caps["flux-2-klein-4b"] is FLUX2_CAPS
+    assert caps["flux-2-pro"] is FLUX2_CAPS and caps["flux-2-klein-4b"] is KLEIN_CAPS
     assert caps["flux-pro-1.1"] is FLUX1_CAPS and caps["flux-dev"] is FLUX1_CAPS
     assert caps["flux-pro-1.1-ultra"] is ULTRA_CAPS and caps["flux-kontext-pro"] is KONTEXT_CAPS
     for info in models.values():
@@ -859,3 +863,210 @@ def test_a_split_request_interrupted_mid_way_resumes_every_accepted_job(settings
     assert finished.images.count() == 2
     assert finished.cost == Decimal("0.060000")
     assert len(cdn.requests) == 3
+
+
+# Operations ----------------------------------------------------------------------------------
+
+
+def test_kontext_takes_the_source_and_three_references_with_an_instruction() -> None:
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    images = (PNG, JPEG, png_bytes(color=(1, 2, 3)), png_bytes(color=(4, 5, 6)))
+    run(
+        make(api, cdn_with(), model="flux-kontext-max"),
+        operation="restyle",
+        source_images=images,
+        prompt="a watercolour wash",
+    )
+    body = body_of(api.requests[0])
+    assert api.requests[0].url.path == "/v1/flux-kontext-max"
+    names = ["input_image", "input_image_2", "input_image_3", "input_image_4"]
+    assert [body[name] for name in names] == [b64(image) for image in images]
+    assert body["prompt"] == (
+        "Apply the style of image 2 to image 1: a watercolour wash. Keep the subject and "
+        "composition of image 1; take only the look (palette, texture, medium) from image 2."
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "search", "prompt"),
+    [
+        ("replace_background", "", "Change the background to a beach. Keep the subject exactly "
+         "as it is: its shape, edges, colours, lighting and position."),
+        ("search_replace", "the cup", "Replace the cup with a beach. Keep everything else "
+         "exactly the same."),
+        ("search_recolor", "the cup", "Change the colour of the cup: a beach. Keep everything "
+         "else the same."),
+        ("edit", "", "a beach"),
+    ],
+)  # fmt: skip
+def test_flux2_operations_are_instructions_over_input_images(operation, search, prompt) -> None:
+    api = MockAPI().reply(json=SUBMIT).reply(json=fixture("ready.json"))
+    run(
+        make(api, cdn_with()),
+        operation=operation,
+        search=search,
+        source_images=(PNG,) * 8,
+        prompt="a beach",
+    )
+    body = body_of(api.requests[0])
+    assert body["prompt"] == prompt
+    assert body["input_image_8"] == b64(PNG) and "input_image_9" not in body
+
+
+def test_expand_sends_the_padding_of_each_side_and_no_size() -> None:
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    result = run(
+        make(api, cdn_with(), model="flux-pro-1.0-expand"),
+        operation="outpaint",
+        source_images=(PNG,),
+        padding=(16, 0, 48, 8),
+        width=128,
+        height=56,
+        prompt="more of the beach",
+    )
+    submit = api.requests[0]
+    assert submit.url.path == "/v1/flux-pro-1.0-expand"
+    body = body_of(submit)
+    assert body == {
+        "prompt": "more of the beach",
+        "image": b64(PNG),
+        "top": 0,
+        "bottom": 8,
+        "left": 16,
+        "right": 48,
+        "output_format": "png",
+    }
+    assert result.cost == Decimal("0.04")  # the Ready poll's 4 credits
+
+
+def test_fill_erases_with_a_prompt_of_its_own() -> None:
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    run(
+        make(api, cdn_with(), model="flux-pro-1.0-fill"),
+        operation="erase",
+        source_images=(PNG,),
+        mask=PNG,
+        prompt="erase",
+    )
+    assert body_of(api.requests[0])["prompt"].startswith("Empty background that continues")
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "message"),
+    [
+        ("flux-pro-1.0-expand", {"padding": (0, 0, 2049, 0)}, "at most 2048 pixels on a side"),
+        ("flux-pro-1.0-expand", {"padding": None}, "needs a source image and padding"),
+    ],
+)
+def test_impossible_expansions_are_refused_before_sending(model, fields, message) -> None:
+    api = MockAPI()
+    with pytest.raises(UnsupportedRequest, match=message):
+        run(make(api, model=model), operation="outpaint", source_images=(PNG,), **fields)
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("model", "operation", "cannot"),
+    [
+        ("flux-2-pro", "outpaint", "cannot outpaint"),
+        ("flux-2-pro", "inpaint", "cannot inpaint"),
+        ("flux-pro-1.0-fill", "restyle", "cannot restyle"),
+        ("flux-pro-1.0-expand", "edit", "cannot edit"),
+        ("flux-pro-1.1", "replace_background", "cannot replace background"),
+    ],
+)
+def test_each_endpoint_does_only_its_own_operations(model, operation, cannot) -> None:
+    provider = BFLProvider(alias="bfl", api_key=KEY, model=model)
+    request = ImageRequest(prompt=PROMPT, operation=operation, source_images=(PNG,))
+    with pytest.raises(UnsupportedRequest, match=cannot):
+        provider.prepare(request)
+
+
+def test_the_catalog_describes_each_operation() -> None:
+    def support(model: str, operation: str):
+        return catalog.get_model("bfl", model).capabilities.support(operation)
+
+    assert support("flux-2-pro", "restyle").max_references == 7
+    assert support("flux-2-klein-9b", "edit").max_references == 3
+    assert support("flux-kontext-pro", "edit").max_references == 3
+    assert support("flux-pro-1.0-fill", "inpaint").mask == "required"
+    assert support("flux-pro-1.0-expand", "outpaint").mask == "none"
+    assert support("flux-pro-1.1", "edit") is None
+
+
+@pytest.mark.django_db
+def test_pipeline_kontext_background_with_cost_and_lineage(settings) -> None:
+    api = MockAPI().reply(json=SUBMIT1).reply(json=fixture("ready_flux1.json"))
+    BFL.configure(settings, api, cdn_with(), model="flux-kontext-pro")
+    first = imagegen.generate(prompt="a cup", provider="default").images.get()
+    generation = imagegen.generate(
+        operation="replace_background",
+        provider="bfl",
+        source=first,
+        reference=png_bytes(color=(0, 90, 200)),
+        prompt="a sunlit kitchen",
+    )
+    generation.refresh_from_db()
+    assert generation.status == "succeeded", generation.error_message
+    assert generation.estimated_cost == Decimal("0.040000")
+    assert generation.cost == Decimal("0.040000")  # the poll's 4 credits
+    assert generation.provider_job_id == JOB1
+    image = generation.images.get()
+    assert image.lineage() == [image, first]
+    body = body_of(api.requests[0])
+    assert body["prompt"].startswith("Change the background to a sunlit kitchen")
+    assert {"input_image", "input_image_2"} <= set(body) and "input_image_3" not in body
+
+
+@pytest.mark.django_db
+def test_pipeline_moderated_edit_fails_the_row(settings) -> None:
+    api = MockAPI().reply(json=SUBMIT).reply(json=fixture("request_moderated.json"))
+    BFL.configure(settings, api, MockAPI())
+    generation = imagegen.generate(
+        operation="edit", provider="bfl", source=png_bytes(), prompt="something refused"
+    )
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "content_rejected")
+    assert "Request Moderated" in generation.error_message
+    assert generation.provider_job_id == JOB
+    assert not generation.images.exists()
+
+
+@pytest.mark.django_db
+def test_an_interrupted_outpaint_resumes_by_polling_and_never_submits_again(settings) -> None:
+    api = FakeJobAPI(SUBMIT, fixture("pending.json"), fixture("ready.json"))
+    finished, polls = BFL.interrupt_and_resume(
+        settings,
+        api,
+        cdn_with(),
+        JOB,
+        operation="outpaint",
+        source=png_bytes(64, 48),
+        padding=(32, 0, 32, 0),
+        model="flux-pro-1.0-expand",
+    )
+    assert polls == [POLL]
+    assert finished.operation == "outpaint" and finished.model == "flux-pro-1.0-expand"
+    body = body_of(api.requests[0])
+    assert api.requests[0].url.path == "/v1/flux-pro-1.0-expand"
+    assert (body["left"], body["right"], body["top"], body["bottom"]) == (32, 32, 0, 0)
+
+
+@pytest.mark.django_db
+def test_an_inpaint_on_an_editing_endpoint_is_refused_naming_the_fill_alias(settings) -> None:
+    settings.IMAGEGEN = {
+        "PROVIDERS": {
+            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
+            "bfl": {"BACKEND": BFL.backend, "OPTIONS": {"api_key": "k"}},
+            "bfl-fill": {
+                "BACKEND": BFL.backend,
+                "OPTIONS": {"api_key": "k", "model": "flux-pro-1.0-fill"},
+            },
+        }
+    }
+    with pytest.raises(UnsupportedRequest) as caught:
+        imagegen.generate(
+            operation="inpaint", provider="bfl", source=png_bytes(), mask=(0, 0, 8, 8), prompt="x"
+        )
+    assert "Black Forest Labs cannot inpaint images" in str(caught.value)
+    assert str(caught.value).endswith("Configured providers that can: default, bfl-fill.")

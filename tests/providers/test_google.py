@@ -652,3 +652,171 @@ def test_pipeline_fails_on_a_safety_refusal_billed_for_the_reported_tokens(
     assert generation.unconfirmed_cost == 0
     assert not generation.images.exists()
     assert media_files(settings) == []
+
+
+# Operations ----------------------------------------------------------------------------------
+
+
+def inline(content: bytes) -> dict:
+    return {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(content).decode()}}
+
+
+@pytest.mark.parametrize(
+    ("operation", "search", "references", "text"),
+    [
+        ("edit", "", 1, "a beach at noon"),
+        ("replace_background", "", 0,
+         "Using the provided image, replace the background with: a beach at noon. Keep the "
+         "subject exactly as it is: its shape, edges, colours, lighting and position."),
+        ("search_replace", "the blue bottle", 0,
+         "Using the provided image, replace the blue bottle with a beach at noon. Keep "
+         "everything else in the image exactly the same."),
+        ("search_recolor", "the blue bottle", 0,
+         "Using the provided image, change the colour of the blue bottle: a beach at noon. Keep "
+         "everything else in the image exactly the same."),
+        ("restyle", "", 0,
+         "Using the provided image, restyle it: a beach at noon. Keep its subject and "
+         "composition."),
+        ("restyle", "", 2,
+         "Apply the style of the second image to the first image: a beach at noon. Keep the "
+         "first image's subject and composition; take only the look (palette, texture, medium) "
+         "from the second."),
+    ],
+)  # fmt: skip
+def test_operations_are_instructions_over_the_source_then_the_references(
+    mock_api, operation, search, references, text
+) -> None:
+    mock_api.reply(json=fixture("edit.json"))
+    images = (png_bytes(), png_bytes(color=(0, 90, 200)), png_bytes(color=(9, 9, 9)))
+    images = images[: 1 + references]
+    run(
+        make(mock_api),
+        prompt="a beach at noon",
+        operation=operation,
+        search=search,
+        source_images=images,
+    )
+    parts = mock_api.last_json()["contents"][0]["parts"]
+    assert parts == [{"text": text}, *(inline(image) for image in images)]
+
+
+def test_each_model_takes_its_own_number_of_input_images(mock_api) -> None:
+    images = (png_bytes(),) * 4
+    with pytest.raises(UnsupportedRequest, match="at most 3 input images"):
+        run(
+            make(mock_api, model="gemini-2.5-flash-image"),
+            operation="restyle",
+            source_images=images,
+        )
+    assert mock_api.requests == []
+    mock_api.reply(json=fixture("edit.json"))
+    run(make(mock_api, model="gemini-3-pro-image"), operation="restyle", source_images=images)
+    assert len(mock_api.last_json()["contents"][0]["parts"]) == 5
+
+
+def test_masks_and_mask_operations_are_refused(mock_api) -> None:
+    provider = make(mock_api)
+    with pytest.raises(UnsupportedRequest, match="cannot inpaint"):
+        provider.prepare(ImageRequest(prompt=PROMPT, operation="inpaint", mask=png_bytes()))
+    with pytest.raises(UnsupportedRequest, match="cannot remove background"):
+        provider.prepare(ImageRequest(prompt=PROMPT, operation="remove_background"))
+    with pytest.raises(UnsupportedRequest, match="takes no mask"):
+        run(provider, operation="edit", source_images=(png_bytes(),), mask=png_bytes())
+    assert mock_api.requests == []
+
+
+def test_the_catalog_describes_each_operation() -> None:
+    pro = catalog.get_model("google", "gemini-3-pro-image").capabilities
+    assert pro.support("restyle").max_references == 13
+    assert pro.support("edit").mask == "none"
+    assert pro.support("inpaint") is None
+    assert (
+        catalog.get_model("google", "gemini-2.5-flash-image")
+        .capabilities.support("edit")
+        .max_references
+        == 2
+    )
+    imagen = catalog.get_model("google", "imagen-4.0-generate-001").capabilities
+    assert not imagen.edit
+
+
+def test_edit_estimate_adds_the_input_image_tokens() -> None:
+    provider = GoogleProvider(alias="google", api_key=KEY)
+    text = provider.estimate_cost(ImageRequest(prompt=PROMPT))
+    edit = provider.estimate_cost(
+        ImageRequest(prompt=PROMPT, operation="edit", source_images=(png_bytes(),) * 2)
+    )
+    assert edit - text == Decimal("0.003360")  # 2 x 1120 image-in tokens at $1.50 per million
+    old = GoogleProvider(alias="google", api_key=KEY, model="gemini-2.5-flash-image")
+    big = png_bytes(1024, 1024)
+    assert old.estimate_cost(
+        ImageRequest(prompt=PROMPT, operation="edit", source_images=(big,))
+    ) - old.estimate_cost(ImageRequest(prompt=PROMPT)) == Decimal("0.000310")  # 4 tiles x 258
+
+
+@pytest.mark.django_db
+def test_pipeline_search_replace_with_a_reference(settings, mock_api) -> None:
+    GOOGLE.configure(settings, mock_api, api_key="k-test")
+    first = imagegen.generate(prompt="a kitchen shelf", provider="default").images.get()
+    payload = fixture("edit.json")
+    mock_api.reply(json=payload)
+    reference = png_bytes(color=(0, 90, 200))
+    generation = imagegen.generate(
+        operation="search_replace",
+        provider="google",
+        source=first,
+        reference=reference,
+        search="the red vase",
+        prompt="the bottle in the second image",
+    )
+    generation.refresh_from_db()
+    assert generation.status == "succeeded", generation.error_message
+    assert generation.estimated_cost > 0
+    assert generation.cost == Decimal("0.035310")  # usageMetadata at the model's token prices
+    image = generation.images.get()
+    assert image.file.read() == image_of(payload)
+    assert image.lineage() == [image, first]
+    parts = mock_api.last_json()["contents"][0]["parts"]
+    assert parts[0]["text"].startswith("Using the provided image, replace the red vase with")
+    assert len(parts) == 3  # the text, the source, the reference
+
+
+@pytest.mark.django_db
+def test_pipeline_refused_edit_is_failed_with_its_charge(settings, mock_api) -> None:
+    GOOGLE.configure(settings, mock_api, api_key="k-test")
+    mock_api.reply(json=fixture("finish_image_safety.json"))
+    generation = imagegen.generate(
+        operation="replace_background", provider="google", source=png_bytes(), prompt="a street"
+    )
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "content_rejected")
+    assert "IMAGE_SAFETY" in generation.error_message
+    assert Decimal(0) < generation.cost < Decimal("0.0001")
+    assert not generation.images.exists()
+
+
+@pytest.mark.django_db
+def test_too_many_references_for_the_model_are_refused_naming_who_can(settings) -> None:
+    settings.IMAGEGEN = {
+        "PROVIDERS": {
+            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
+            "banana": {
+                "BACKEND": GOOGLE.backend,
+                "OPTIONS": {"api_key": "k", "model": "gemini-2.5-flash-image"},
+            },
+            "pro": {
+                "BACKEND": GOOGLE.backend,
+                "OPTIONS": {"api_key": "k", "model": "gemini-3-pro-image"},
+            },
+        }
+    }
+    with pytest.raises(UnsupportedRequest) as caught:
+        imagegen.generate(
+            operation="restyle",
+            provider="banana",
+            source=png_bytes(),
+            reference=[png_bytes()] * 3,
+            prompt="in ink",
+        )
+    assert "Google takes at most 2 reference images, not 3" in str(caught.value)
+    assert str(caught.value).endswith("Configured providers that can: default, pro.")

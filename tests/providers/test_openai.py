@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import io
 import re
 import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from PIL import Image, ImageDraw
 
 import imagegen
 from imagegen import catalog
@@ -25,7 +27,10 @@ from imagegen.exceptions import (
     RateLimited,
     UnsupportedRequest,
 )
+from imagegen.models import Generation
 from imagegen.providers.openai import OpenAIProvider, usage_from
+from imagegen.providers.stability import StabilityProvider
+from imagegen.services import plan
 from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files, png_bytes
 from tests.providers.conftest import multipart_parts
@@ -296,11 +301,15 @@ def test_edit_is_multipart_with_several_images_and_a_mask(mock_api) -> None:
         "input_fidelity": "high",
     }
     files = [(p.name, p.filename, p.content_type, p.content) for p in parts if p.filename]
-    assert files == [
+    assert files[:2] == [
         ("image[]", "image-1.png", "image/png", first),
         ("image[]", "image-2.jpeg", "image/jpeg", second),
-        ("mask", "mask.png", "image/png", mask),
     ]
+    assert files[2][:3] == ("mask", "mask.png", "image/png")
+    # An all-black mask keeps everything: OpenAI's form of it is opaque everywhere.
+    sent_mask = Image.open(io.BytesIO(files[2][3]))
+    assert sent_mask.mode == "RGBA" and sent_mask.size == (64, 48)
+    assert sent_mask.getchannel("A").getextrema() == (255, 255)
     assert result.images[0].content == b64_of(payload)
     # 25*5 + 1323*8 + 1056*30 = 42389 micro-dollars
     assert result.cost == Decimal("0.042389")
@@ -544,3 +553,294 @@ def test_pipeline_fails_on_a_safety_refusal_without_storing_anything(settings, m
     assert generation.cost is None
     assert not generation.images.exists()
     assert media_files(settings) == []
+
+
+# Operations ----------------------------------------------------------------------------------
+
+
+def gray_mask(width: int = 64, height: int = 48, box=(8, 8, 23, 23)) -> bytes:
+    """Return imagegen's form of a mask: grayscale, white inside ``box`` (change), black outside."""
+    mask = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).rectangle(box, fill=255)
+    buffer = io.BytesIO()
+    mask.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def sent_files(request) -> dict[str, list[bytes]]:
+    files: dict[str, list[bytes]] = {}
+    for part in multipart_parts(request):
+        if part.filename:
+            files.setdefault(part.name, []).append(part.content)
+    return files
+
+
+def sent_fields(request) -> dict[str, str]:
+    return {p.name: p.text for p in multipart_parts(request) if p.filename is None}
+
+
+def test_inpaint_mask_becomes_transparent_where_the_image_changes(mock_api) -> None:
+    mock_api.reply(json=fixture("edit.json"))
+    source = png_bytes(64, 48)
+    run(make(mock_api), operation="inpaint", source_images=(source,), mask=gray_mask())
+    files = sent_files(mock_api.last)
+    assert files["image[]"] == [source]
+    mask = Image.open(io.BytesIO(files["mask"][0]))
+    assert (mask.format, mask.mode, mask.size) == ("PNG", "RGBA", (64, 48))
+    alpha = mask.getchannel("A")
+    assert alpha.getpixel((15, 15)) == 0  # white in imagegen's mask: transparent, repainted
+    assert alpha.getpixel((40, 30)) == 255  # black: opaque, kept
+    assert sent_fields(mock_api.last)["prompt"] == PROMPT  # inpaint sends the prompt as it is
+
+
+def test_a_mask_not_the_size_of_the_first_image_is_refused_before_sending(mock_api) -> None:
+    with pytest.raises(UnsupportedRequest, match="size of the first image, 64x48"):
+        run(
+            make(mock_api),
+            operation="inpaint",
+            source_images=(png_bytes(64, 48),),
+            mask=gray_mask(32, 32),
+        )
+    assert mock_api.requests == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "search", "references", "prompt"),
+    [
+        ("replace_background", "", 0,
+         "Replace the background with: a beach at noon. Keep the subject exactly as it is: its "
+         "shape, edges, colours, lighting and position."),
+        ("search_replace", "the blue bottle", 0,
+         "Replace the blue bottle with a beach at noon. Change nothing else in the image."),
+        ("search_recolor", "the blue bottle", 0,
+         "Recolour the blue bottle: a beach at noon. Change nothing else in the image."),
+        ("restyle", "", 0,
+         "Restyle the image: a beach at noon. Keep its subject and composition."),
+        ("restyle", "", 1,
+         "Apply the style of the second image to the first image: a beach at noon. Keep the "
+         "first image's subject and composition; take only the look (palette, texture, medium) "
+         "from the second."),
+    ],
+)  # fmt: skip
+def test_instruction_operations_are_edits_with_a_rewritten_prompt(
+    mock_api, operation, search, references, prompt
+) -> None:
+    mock_api.reply(json=fixture("edit.json"))
+    source, reference = png_bytes(), png_bytes(color=(0, 90, 200))
+    images = (source, reference)[: 1 + references]
+    run(
+        make(mock_api),
+        prompt="a beach at noon",
+        operation=operation,
+        search=search,
+        source_images=images,
+    )
+    sent = mock_api.last
+    assert sent.url.path == "/v1/images/edits"
+    fields = sent_fields(sent)
+    assert fields["prompt"] == prompt
+    assert "background" not in fields
+    assert sent_files(sent) == {"image[]": list(images)}
+
+
+def test_remove_background_asks_for_a_transparent_png(mock_api) -> None:
+    provider = make(mock_api)
+    calls, warnings = provider.prepare(
+        ImageRequest(
+            prompt="remove background",
+            operation="remove_background",
+            source_images=(png_bytes(),),
+            output_format="jpeg",
+        )
+    )
+    assert calls[0].output_format == "png"
+    assert warnings[0].startswith("A transparent background needs png or webp")
+    mock_api.reply(json=fixture("edit.json"))
+    provider.generate(calls[0])
+    fields = sent_fields(mock_api.last)
+    assert (fields["background"], fields["output_format"]) == ("transparent", "png")
+    assert fields["prompt"].startswith("Remove the background entirely")
+
+
+def test_remove_background_is_refused_on_a_model_without_transparency(mock_api) -> None:
+    provider = make(mock_api, model="gpt-image-2.5-flare")
+    request = ImageRequest(
+        prompt="remove background", operation="remove_background", source_images=(png_bytes(),)
+    )
+    with pytest.raises(
+        UnsupportedRequest, match=re.escape("gpt-image-2.5-flare cannot remove background")
+    ):
+        provider.prepare(request)
+    assert mock_api.requests == []
+
+
+def test_a_mask_on_an_instruction_operation_is_refused_before_sending(mock_api) -> None:
+    with pytest.raises(UnsupportedRequest, match="no mask for restyle"):
+        run(make(mock_api), operation="restyle", source_images=(png_bytes(),), mask=gray_mask())
+    assert mock_api.requests == []
+
+
+def test_the_catalog_describes_each_operation() -> None:
+    caps = catalog.get_model("openai", "gpt-image-2").capabilities
+    assert caps.support("inpaint").mask == "required"
+    assert caps.support("edit").mask == "optional"
+    assert caps.support("restyle").max_references == 15
+    assert caps.support("remove_background") is not None
+    assert caps.support("upscale") is None
+    later = catalog.get_model("openai", "gpt-image-2.6-sunburst").capabilities
+    assert later.support("remove_background") is None
+
+
+def test_edit_estimate_adds_the_input_image_tokens() -> None:
+    provider = OpenAIProvider(alias="openai", api_key=KEY)
+    text = provider.estimate_cost(ImageRequest(prompt=PROMPT))
+    source = png_bytes(1024, 1024)
+    edit = provider.estimate_cost(
+        ImageRequest(prompt=PROMPT, operation="edit", source_images=(source,))
+    )
+    # 1024x1024 is scaled to 768x768: four 512 px tiles, 85 + 4*170 = 765 tokens at $8/1M.
+    assert edit - text == Decimal("0.006120")
+    two = provider.estimate_cost(
+        ImageRequest(prompt=PROMPT, operation="edit", source_images=(source, png_bytes(64, 48)))
+    )
+    assert two - edit == Decimal("0.002040")  # a small image is one tile: 255 tokens
+
+
+# Operations through the pipeline -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_pipeline_replaces_a_background_with_cost_lineage_and_estimate(settings, mock_api) -> None:
+    OPENAI.configure(settings, mock_api, api_key="sk-test")
+    first = imagegen.generate(prompt="a red vase", provider="default").images.get()
+    payload = fixture("edit.json")
+    mock_api.reply(json=payload)
+    estimate = imagegen.estimate(
+        operation="replace_background", provider="openai", source=first, prompt="a marble shelf"
+    )
+    generation = imagegen.generate(
+        operation="replace_background", provider="openai", source=first, prompt="a marble shelf"
+    )
+    generation.refresh_from_db()
+    assert generation.status == "succeeded", generation.error_message
+    assert generation.operation == "replace_background"
+    assert generation.estimated_cost == estimate > 0
+    assert generation.cost == Decimal("0.042389")  # 25*5 + 1323*8 + 1056*30 per 1M
+    image = generation.images.get()
+    assert image.file.read() == b64_of(payload)
+    assert image.lineage() == [image, first]
+    assert generation.source_sha256
+    fields = sent_fields(mock_api.last)
+    assert fields["prompt"].startswith("Replace the background with: a marble shelf")
+    assert len(sent_files(mock_api.last)["image[]"]) == 1
+
+
+@pytest.mark.django_db
+def test_pipeline_records_a_refused_edit_as_failed(settings, mock_api) -> None:
+    OPENAI.configure(settings, mock_api, api_key="sk-test")
+    mock_api.reply(400, json=fixture("error_moderation_blocked.json"))
+    generation = imagegen.generate(
+        operation="inpaint",
+        provider="openai",
+        source=png_bytes(64, 48),
+        mask=(8, 8, 24, 24),
+        prompt="something refused",
+    )
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "content_rejected")
+    assert "safety system" in generation.error_message
+    assert generation.cost is None  # a 400 is not billed (§2.6)
+    assert not generation.images.exists()
+
+
+@pytest.mark.django_db
+def test_a_model_that_cannot_is_refused_naming_the_aliases_that_can(settings, mock_api) -> None:
+    settings.IMAGEGEN = {
+        "PROVIDERS": {
+            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
+            "flare": {
+                "BACKEND": OPENAI.backend,
+                "OPTIONS": {"api_key": "k", "model": "gpt-image-2.5-flare"},
+            },
+            "gpt2": {"BACKEND": OPENAI.backend, "OPTIONS": {"api_key": "k"}},
+            "kontext": {
+                "BACKEND": "imagegen.providers.bfl.BFLProvider",
+                "OPTIONS": {"api_key": "k", "model": "flux-kontext-pro"},
+            },
+        }
+    }
+    with pytest.raises(UnsupportedRequest) as caught:
+        imagegen.generate(operation="remove_background", provider="flare", source=png_bytes())
+    message = str(caught.value)
+    assert "OpenAI cannot remove background images" in message
+    assert message.endswith("Configured providers that can: default, gpt2.")
+    assert mock_api.requests == []
+    assert not Generation.objects.exists()
+
+
+class FailingStability(StabilityProvider):
+    """Stability, as a preset lists it for replace_background, with its service down."""
+
+    operations = (*StabilityProvider.operations, "replace_background")
+
+    def _generate(self, request, context):
+        raise ProviderUnavailable("Stability AI is down (HTTP 503).", provider=self.alias)
+
+
+@pytest.mark.django_db
+def test_a_preset_falls_back_to_an_openai_edit_for_replace_background(settings, mock_api) -> None:
+    settings.IMAGEGEN = {
+        "PROVIDERS": {
+            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
+            "stability": {
+                "BACKEND": f"{__name__}.FailingStability",
+                "OPTIONS": {"api_key": "sk-stability"},
+            },
+            # Listed, but FLUX1.1 [pro] cannot edit: never a fallback for this operation.
+            "flux": {
+                "BACKEND": "imagegen.providers.bfl.BFLProvider",
+                "OPTIONS": {"api_key": "k", "model": "flux-pro-1.1"},
+            },
+            "openai": {
+                "BACKEND": OPENAI.backend,
+                "OPTIONS": {"api_key": "sk-test", "transport": mock_api.transport},
+            },
+        },
+        "PRESETS": {
+            "product": {
+                "operation_providers": {"replace_background": ["stability", "flux", "openai"]}
+            }
+        },
+        "DERIVATIVE_WIDTHS": [],
+    }
+    planned = plan(
+        operation="replace_background", source=png_bytes(), preset="product", prompt="a shelf"
+    )
+    assert (planned.provider.alias, planned.params.fallbacks) == ("stability", ("openai",))
+    mock_api.reply(json=fixture("edit.json"))
+    generation = imagegen.generate(
+        operation="replace_background", source=png_bytes(), preset="product", prompt="a shelf"
+    )
+    assert generation.provider == "openai"
+    assert generation.status == "succeeded", generation.error_message
+    failed = generation.fallback_of
+    assert (failed.provider, failed.status, failed.error_code) == (
+        "stability",
+        "failed",
+        "provider_unavailable",
+    )
+    assert failed.source_sha256 == generation.source_sha256
+    assert sent_fields(mock_api.last)["prompt"].startswith("Replace the background with: a shelf")
+
+
+def test_the_rewritten_prompt_does_not_double_the_callers_full_stop(mock_api) -> None:
+    mock_api.reply(json=fixture("edit.json"))
+    run(
+        make(mock_api),
+        prompt="  a marble shelf. ",
+        operation="replace_background",
+        source_images=(png_bytes(),),
+    )
+    assert sent_fields(mock_api.last)["prompt"].startswith(
+        "Replace the background with: a marble shelf. Keep the subject"
+    )

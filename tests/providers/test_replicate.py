@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -634,7 +635,9 @@ def test_every_catalogued_model_has_an_input_schema_and_a_price() -> None:
     for info in catalog.models_for("replicate"):
         assert replicate_catalog.schema_for(info.id) is not None, info.id
         assert info.price.kind != "free", info.id
-        assert info.capabilities.aspect_ratios, info.id
+        # Every model that takes an aspect ratio is fitted to its named ones.
+        takes_ratio = "aspect_ratio" in replicate_catalog.schema_for(info.id).fields
+        assert bool(info.capabilities.aspect_ratios) == takes_ratio, info.id
 
 
 # Through the pipeline ----------------------------------------------------------------------
@@ -677,3 +680,185 @@ def test_an_interrupted_job_resumes_by_polling_and_never_creates_a_second_predic
     assert done.images.count() == 1
     assert done.cost == Decimal("0.003")
     assert done.attempts == 2
+
+
+# Operations ----------------------------------------------------------------------------------
+
+
+KONTEXT = "black-forest-labs/flux-kontext-pro"
+FILL = "black-forest-labs/flux-fill-pro"
+
+
+def data(content: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(content).decode("ascii")
+
+
+def single(model: str) -> dict[str, Any]:
+    """Return a finished prediction of ``model`` whose output is one URL string."""
+    return {**fixture("prediction_pro_succeeded.json"), "model": model}
+
+
+def test_kontext_edits_one_input_image_from_an_instruction() -> None:
+    api = MockAPI().reply(201, json=single(KONTEXT))
+    provider = make(api, MockAPI().reply(content=PNG), model=KONTEXT)
+    [call], _ = provider.prepare(
+        ImageRequest(
+            prompt="a beach at dusk",
+            operation="replace_background",
+            source_images=(PNG,),
+            output_format="png",
+        )
+    )
+    result = provider.generate(call)
+    assert api.last.url.path == f"/v1/models/{KONTEXT}/predictions"
+    assert body_of(api.last)["input"] == {
+        "prompt": "Change the background to a beach at dusk. Keep the subject exactly as it is: "
+        "its shape, edges, colours, lighting and position.",
+        "aspect_ratio": "1:1",
+        "output_format": "png",
+        "input_image": data(PNG),
+    }
+    assert result.cost == Decimal("0.040000")
+
+
+def test_flux_2_restyles_with_a_reference_as_its_second_input_image() -> None:
+    api = MockAPI().reply(201, json=single("black-forest-labs/flux-2-pro"))
+    reference = png_bytes(color=(0, 90, 200))
+    provider = make(api, MockAPI().reply(content=PNG), model="black-forest-labs/flux-2-pro")
+    [call], _ = provider.prepare(
+        ImageRequest(prompt="in ink", operation="restyle", source_images=(PNG, reference))
+    )
+    provider.generate(call)
+    sent = body_of(api.last)["input"]
+    assert sent["input_images"] == [data(PNG), data(reference)]
+    assert sent["prompt"].startswith("Apply the style of image 2 to image 1: in ink.")
+
+
+def test_fill_pro_inpaints_with_the_mask_and_no_aspect_ratio() -> None:
+    api = MockAPI().reply(201, json=single(FILL))
+    provider = make(api, MockAPI().reply(content=PNG), model=FILL)
+    mask = png_bytes(color=(255, 255, 255))
+    [call], _ = provider.prepare(
+        ImageRequest(
+            prompt="a blue flower",
+            operation="inpaint",
+            source_images=(PNG,),
+            mask=mask,
+            aspect_ratio="1:1",
+            width=64,
+            height=48,
+            seed=5,
+        )
+    )
+    result = provider.generate(call)
+    assert body_of(api.last)["input"] == {
+        "prompt": "a blue flower",
+        "seed": 5,
+        "output_format": "png",
+        "image": data(PNG),
+        "mask": data(mask),
+    }
+    assert result.cost == Decimal("0.050000")
+    erase = replace(call, operation="erase", prompt="erase")
+    api.reply(201, json=single(FILL))
+    provider.downloader.transport = MockAPI().reply(content=PNG).transport
+    provider.generate(erase)
+    assert body_of(api.last)["input"]["prompt"].startswith("Empty background that continues")
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "message"),
+    [
+        (KONTEXT, {"operation": "inpaint", "mask": PNG}, "cannot inpaint"),
+        ("black-forest-labs/flux-dev", {"operation": "restyle"}, "cannot restyle"),
+        (SCHNELL, {"operation": "replace_background"}, "cannot replace background"),
+        (FILL, {"operation": "edit"}, "cannot edit"),
+    ],
+)
+def test_each_model_does_only_its_own_operations(model, fields, message) -> None:
+    provider = make(MockAPI(), model=model)
+    with pytest.raises(UnsupportedRequest, match=message):
+        provider.prepare(ImageRequest(prompt="x", source_images=(PNG,), **fields))
+
+
+def test_a_mask_for_a_model_without_one_is_refused_before_sending() -> None:
+    api = MockAPI()
+    provider = make(api, model="black-forest-labs/flux-2-pro")
+    request = ImageRequest(prompt="x", operation="edit", source_images=(PNG,), mask=PNG)
+    with pytest.raises(UnsupportedRequest, match="takes no mask; inpaint with flux-fill-pro"):
+        provider.generate(request)
+    assert api.requests == []
+
+
+def test_the_catalog_describes_each_operation() -> None:
+    def support(model: str, operation: str):
+        return catalog.get_model("replicate", model).capabilities.support(operation)
+
+    assert support("black-forest-labs/flux-2-flex", "restyle").max_references == 9
+    assert support("black-forest-labs/flux-2-dev", "edit").max_references == 3
+    assert support(KONTEXT, "search_replace").max_references == 0
+    assert support(FILL, "inpaint").mask == "required"
+    assert support(SCHNELL, "edit") is None
+    assert support("black-forest-labs/flux-dev", "edit") is not None
+
+
+@pytest.mark.django_db
+def test_pipeline_inpaints_with_fill_pro_with_cost_and_lineage(settings) -> None:
+    api = MockAPI().reply(201, json=single(FILL))
+    settings.IMAGEGEN = {
+        "PROVIDERS": {
+            "default": {"BACKEND": "imagegen.providers.placeholder.PlaceholderProvider"},
+            "fill": fake_provider_settings(BACKEND, api, model=FILL),
+        },
+        "DERIVATIVE_WIDTHS": [],
+    }
+    wire(get_provider("fill"), MockAPI().reply(content=PNG))
+    first = imagegen.generate(prompt="a vase", provider="default").images.get()
+    generation = imagegen.generate(
+        operation="inpaint", provider="fill", source=first, mask=(0, 0, 8, 8), prompt="a rose"
+    )
+    generation.refresh_from_db()
+    assert generation.status == "succeeded", generation.error_message
+    assert generation.estimated_cost == generation.cost == Decimal("0.050000")
+    assert generation.provider_job_id == ID
+    image = generation.images.get()
+    assert image.lineage() == [image, first]
+    sent = body_of(api.requests[0])["input"]
+    assert sent["image"].startswith("data:image/png;base64,") and "mask" in sent
+
+
+@pytest.mark.django_db
+def test_pipeline_refused_edit_fails_the_row(settings) -> None:
+    api = MockAPI().reply(201, json=fixture("prediction_failed_nsfw.json"))
+    settings.IMAGEGEN = {
+        "PROVIDERS": {"default": fake_provider_settings(BACKEND, api, model=KONTEXT)},
+        "DERIVATIVE_WIDTHS": [],
+    }
+    generation = imagegen.generate(operation="edit", source=PNG, prompt="something refused")
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "content_rejected")
+    assert generation.provider_job_id
+    assert not generation.images.exists()
+
+
+@pytest.mark.django_db
+def test_an_interrupted_edit_resumes_by_polling_and_never_creates_a_second_prediction(settings):
+    api = MockAPI().reply(201, json=prediction("starting"))
+    api.reply(json=prediction("processing")).then(die)
+    settings.IMAGEGEN = {
+        "PROVIDERS": {"default": fake_provider_settings(BACKEND, api, model=KONTEXT)},
+        "DERIVATIVE_WIDTHS": [],
+    }
+    cdn = MockAPI()
+    wire(get_provider(), cdn)
+    with pytest.raises(WorkerDied):
+        imagegen.generate(operation="restyle", source=PNG, prompt="as a woodcut")
+    row = Generation.objects.get()
+    assert (row.status, row.provider_job_id, row.operation) == (Status.RUNNING, ID, "restyle")
+    assert row.transition(Status.QUEUED)
+    api.reply(json=single(KONTEXT))
+    cdn.reply(content=PNG)
+    done = run_generation(row.pk)
+    assert done.status == Status.SUCCEEDED, done.error_message
+    assert [method for method, _ in calls(api)].count("POST") == 1
+    assert done.cost == Decimal("0.040000") and done.attempts == 2

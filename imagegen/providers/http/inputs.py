@@ -2,17 +2,20 @@
 
 Vendors take source images in one of three shapes, and each is built here once: bare base64
 text, a ``data:`` URL, or a multipart file part named after its sniffed type. Fields left unset
-(None) are dropped rather than sent, so the vendor's own defaults apply.
+(None) are dropped rather than sent, so the vendor's own defaults apply. Providers that edit
+from an instruction put an operation to the model as a rewritten prompt (:func:`instruction`).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from imagegen.providers.http.outputs import image_mime
+from imagegen.types import ImageRequest
 
-__all__ = ["b64", "data_url", "file_part", "present"]
+__all__ = ["b64", "data_url", "file_part", "instruction", "present"]
 
 
 def b64(content: bytes) -> str:
@@ -34,3 +37,21 @@ def file_part(stem: str, content: bytes) -> tuple[str, bytes, str]:
 def present(fields: dict[str, Any]) -> dict[str, Any]:
     """Return ``fields`` without the ones that are None (unset)."""
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def instruction(templates: Mapping[str, str], request: ImageRequest) -> str:
+    """Return the prompt that asks an instruction-following model for ``request``'s operation.
+
+    ``templates`` maps an operation to a format string over ``prompt`` and ``search``; the key
+    ``"<operation>+reference"`` is used instead when the request carries reference images
+    besides its source. An operation without a template sends the prompt unchanged. The
+    prompt's closing full stop is dropped, as the templates go on after it.
+    """
+    key = request.operation
+    if len(request.source_images) > 1 and f"{key}+reference" in templates:
+        key = f"{key}+reference"
+    template = templates.get(key)
+    if template is None:
+        return request.prompt
+    prompt = request.prompt.strip().rstrip(".").rstrip()
+    return template.format(prompt=prompt, search=request.search.strip())
