@@ -166,7 +166,11 @@ class StabilityProvider(JobProvider):
 
             job_id = self.checked_job_id(self.submit_or_resume(context, submit))
             response = self.poll(job_id, context)
-            return self.parse_result(request, endpoint, response, job_id, warnings)
+            return self.billed_call(
+                lambda: response,
+                lambda answer: self.parse_result(request, endpoint, answer, job_id, warnings),
+                usage=lambda _: self.price_usage(request, endpoint),
+            )
         # Stability bills a call it answers 200: an answer refused after that keeps its charge.
         return self.billed_call(
             lambda: self.request(
@@ -175,7 +179,13 @@ class StabilityProvider(JobProvider):
             lambda response: self.parse_result(
                 request, endpoint, response, response.headers.get("x-request-id"), warnings
             ),
+            usage=lambda _: self.price_usage(request, endpoint),
         )
+
+    def price_usage(self, request: ImageRequest, endpoint: str) -> dict[str, Any]:
+        """Return the usage of one billed call to ``endpoint``: its credits, when priced so."""
+        rule = self.price_rule(request, endpoint)
+        return {"credits": json_number(rule.credits)} if isinstance(rule, PerCredit) else {}
 
     def poll(self, job_id: str, context: CallContext) -> httpx.Response:
         """Poll ``GET /v2beta/results/{job_id}`` until it is no longer 202 (§1.3); return that."""
