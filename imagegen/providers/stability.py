@@ -219,10 +219,9 @@ class StabilityProvider(JobProvider):
         warnings: list[str],
     ) -> ImageResult:
         """Return the image of a successful answer, costed as one billed call (§1.3, §1.6)."""
-        rule = self.price_rule(request, endpoint)
         # §1.4: a filtered output is billed too, so the call is always priced as one image.
-        usage = {"credits": json_number(rule.credits)} if isinstance(rule, PerCredit) else {}
-        cost = rule.actual(request, {}, 1)
+        usage = self.price_usage(request, endpoint)
+        cost = self.price_rule(request, endpoint).actual(request, {}, 1)
         ctype = response.headers.get("content-type", "")
         mime = ctype.partition(";")[0].strip().lower()
         is_json = mime == "application/json"

@@ -109,6 +109,12 @@ CASES = [
      "upscale/fast", {"output_format"}, {"image"}, 2),
     ("upscale x8", {"operation": "upscale", "scale": 8, "prompt": "a product shot"},
      "upscale/conservative", {"prompt", "output_format"}, {"image"}, 40),
+    ("upscale, creative", {"operation": "upscale", "scale": 2, "prompt": "a product shot",
+                           "extra": {"upscaler": "creative", "creativity": 0.3}},
+     "upscale/creative", {"prompt", "output_format", "creativity"}, {"image"}, 60),
+    ("replace_background", {"operation": "replace_background", "prompt": "a sunlit beach"},
+     "edit/replace-background-and-relight", {"background_prompt", "output_format"},
+     {"subject_image"}, 8),
     ("restyle with a reference", {"operation": "restyle", "prompt": "as a watercolour",
                                   "reference": REFERENCE},
      "control/style-transfer", {"prompt", "output_format"}, {"init_image", "style_image"}, 8),
@@ -130,8 +136,13 @@ def test_each_operation_through_the_pipeline(server, arguments, endpoint, fields
     needs_source = arguments.get("operation", "generate") != "generate"
     generation = run(**arguments, **({"source": SOURCE} if needs_source else {}))
     assert generation.status == "succeeded", generation.error_message
-    (request,) = server.requests
+    request, *polls = server.requests
     assert (request.method, request.url.path) == ("POST", f"{BASE}/{endpoint}")
+    # Only the jobs are polled (once in progress, once for the image), and the row keeps the id.
+    polled = endpoint in ("upscale/creative", "edit/replace-background-and-relight")
+    assert [poll.method for poll in polls] == (["GET", "GET"] if polled else [])
+    if polled:
+        assert polls[0].url.path == f"/v2beta/results/{generation.provider_job_id}"
     assert request.headers["accept"] == "image/*"
     form, parts = sent(request)
     assert set(form) == fields
