@@ -212,6 +212,11 @@ class StabilityServer:
         self._failures.append(response)
         return self
 
+    def finish(self) -> None:
+        """Let every job in progress answer its image at its next poll."""
+        for state in self._jobs.values():
+            state[0] = 0
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request as the v2beta API would."""
         request.read()

@@ -24,6 +24,7 @@ from imagegen.exceptions import (
 )
 from imagegen.models import Generation
 from imagegen.pipeline.planning import params_of
+from imagegen.services import retry
 from imagegen.testing.stability_responses import StabilityServer, stability_error
 from imagegen.types import CallContext, ImageRequest
 from tests.conftest import media_files
@@ -291,6 +292,27 @@ def test_replace_background_submits_polls_and_records_the_job(server):
     assert [(p.method, p.url.path) for p in polls] == [("GET", f"/v2beta/results/{job}")] * 3
     assert generation.provider_job_id == job
     assert generation.estimated_cost == generation.cost == Decimal("0.08")
+
+
+@pytest.mark.django_db
+def test_a_replacement_that_timed_out_is_retried_by_polling_the_paid_job(settings):
+    server = StabilityServer(in_progress=10_000)
+    STABILITY.configure(settings, server, api_key=KEY, poll_interval=0, poll_timeout=0.2)
+    generation = imagegen.generate(
+        operation="replace_background", source=SOURCE, prompt="a beach", provider="stability"
+    )
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "timeout")
+    job = generation.provider_job_id
+    assert len(job) == 64 and "retry polls the same job" in generation.error_message
+    server.finish()
+    server.requests.clear()
+    retried = retry(generation)
+    retried.refresh_from_db()
+    assert retried.status == "succeeded", retried.error_message
+    # Polled, not submitted (and paid for) again; the one charge is recorded once.
+    assert [(r.method, r.url.path) for r in server.requests] == [("GET", f"/v2beta/results/{job}")]
+    assert retried.cost == Decimal("0.08")
 
 
 @pytest.mark.django_db
