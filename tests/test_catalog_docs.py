@@ -87,7 +87,9 @@ def test_matrix_cells_come_from_the_backends_and_their_models() -> None:
     assert cell["Network and API key"]["bfl"] == "yes (BFL_API_KEY)"
     assert cell["Network and API key"]["placeholder"] == "no"
     assert cell["Asynchronous jobs"]["openai"] == "no"
-    assert cell["Asynchronous jobs"]["stability"].startswith("yes (upscale only)")
+    assert cell["Asynchronous jobs"]["stability"].startswith(
+        "yes (upscale, replace_background only)"
+    )
     assert cell["Webhooks"] == {key: "yes" if key == "replicate" else "no" for key in keys}
     assert cell["Negative prompt"]["leonardo"] == "1 of 7 models"
     assert cell["Inpaint with a mask"]["bfl"] == "1 of 14 models"

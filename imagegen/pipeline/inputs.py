@@ -116,9 +116,11 @@ def resolve(
         )
     data, image = read(source, "source image")
     cleaned = clean_input(data, "source image")
-    if mask is None and operation in NEEDS_MASK:
+    if mask is None and operation in NEEDS_MASK and not _transparent(cleaned):
+        # A source with transparent pixels marks what to change itself (its alpha channel).
         raise UnsupportedRequest(
-            f"{operation} needs a mask: an image or (left, top, right, bottom)."
+            f"{operation} needs a mask: an image or (left, top, right, bottom), or a source "
+            "whose transparent pixels mark what to change."
         )
     if mask is not None and operation not in TAKES_MASK:
         raise UnsupportedRequest(f"{operation} takes no mask.")
@@ -129,6 +131,15 @@ def resolve(
         mask=None if mask is None else _mask(mask, cleaned),
         references=references,
     )
+
+
+def _transparent(image: CleanInput) -> bool:
+    """Return whether a cleaned image has any pixel that is not fully opaque."""
+    with Image.open(io.BytesIO(image.content)) as opened:
+        if "A" not in opened.getbands() and "transparency" not in opened.info:
+            return False
+        low, _ = opened.convert("RGBA").getchannel("A").getextrema()
+        return low < 255
 
 
 def _references(reference: Any) -> tuple[CleanInput, ...]:

@@ -17,7 +17,6 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from imagegen import catalog
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import ImagegenError, UnsupportedRequest
 from imagegen.fields import GeneratedImageField, resolve_field
@@ -410,7 +409,6 @@ def make_plan(
         extra=dict(params.get("extra") or {}),
     )
     calls, warnings = backend.prepare(request)
-    info = backend.model_info(request.model)
     first = calls[0]
     return Plan(
         provider=backend,
@@ -419,7 +417,9 @@ def make_plan(
         negative_prompt=first.negative_prompt,
         calls=calls,
         warnings=warnings,
-        estimated_cost=catalog.estimate_calls(calls, info),
+        # The provider's own estimate: one whose price depends on the operation (an edit
+        # endpoint's, not the model's) says so there.
+        estimated_cost=backend.estimate_cost(request),
         target=target,
         field_name=model_field.name if model_field else "",
         inputs=inputs,

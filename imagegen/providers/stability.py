@@ -1,12 +1,13 @@
-"""Stability AI's REST v2beta API: generate with Ultra, Core or SD3.5, edit and upscale images.
+"""Stability AI's REST v2beta API: generate with Ultra, Core or SD3.5, edit, restyle and upscale.
 
 The wire protocol follows provider-apis.md §1: every call is a multipart POST under
 ``/v2beta/stable-image/`` (built by :mod:`~imagegen.providers.stability_input`, where
 ``ImageRequest.operation`` picks the endpoint), answered with raw image bytes (``accept:
 image/*``; finish reason and seed in headers) or base64 JSON (``accept: application/json``).
 A filtered output is billed, so it ends the call ``filtered`` and charged. The creative upscale
-is asynchronous: submitted once, its id reported through ``CallContext.on_job_accepted``, then
-``GET /v2beta/results/{id}`` is polled until it no longer answers 202.
+and replace-background-and-relight are asynchronous: submitted once, the job id reported
+through ``CallContext.on_job_accepted``, then ``GET /v2beta/results/{id}`` is polled until it
+no longer answers 202.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 
 from imagegen import catalog
-from imagegen.catalog.stability import STYLE_PRESETS, operation_price
+from imagegen.catalog.stability import ASYNC_ENDPOINTS, STYLE_PRESETS, operation_price
 from imagegen.exceptions import (
     ContentRejected,
     InvalidResponse,
@@ -64,7 +65,7 @@ STATUS_ERRORS = {400: "bad_request", 402: "payment_required", 413: "payload_too_
 
 
 class StabilityProvider(JobProvider):
-    """Generate, edit and upscale images with Stability AI's v2beta REST API.
+    """Generate, edit, restyle and upscale images with Stability AI's v2beta REST API.
 
     OPTIONS besides the common ones: ``accept`` ("image", the default, for raw bytes, or "json"
     for base64 JSON), ``style_preset`` (default for endpoints that take one; ``extra``
@@ -82,11 +83,15 @@ class StabilityProvider(JobProvider):
         "inpaint",
         "outpaint",
         "erase",
-        "upscale",
+        "search_replace",
+        "search_recolor",
         "remove_background",
+        "replace_background",
+        "upscale",
+        "restyle",
     )
-    #: Only the creative upscale is a job; every other endpoint answers at once.
-    polled_operations = ("upscale",)
+    #: The creative upscale and replace-background-and-relight are jobs; the rest answer at once.
+    polled_operations = ("upscale", "replace_background")
     api_key_env = "STABILITY_API_KEY"
     default_base_url = "https://api.stability.ai"
     # §1.5: synchronous endpoints send nothing until the image is ready; use >= 180 s.
@@ -126,6 +131,13 @@ class StabilityProvider(JobProvider):
         info = catalog.get_model(self.catalog_key, endpoint)
         return info.price if info else operation_price(endpoint)
 
+    def prepare(self, request: ImageRequest) -> tuple[list[ImageRequest], list[str]]:
+        """Adapt ``request`` and refuse, before anything is spent, a call no endpoint takes."""
+        calls, warnings = super().prepare(request)
+        for call in calls:
+            multipart_form(self, call, endpoint_for(self, call))
+        return calls, warnings
+
     def estimate_cost(self, request: ImageRequest) -> Decimal:
         calls, _ = self.prepare(request)
         return sum(
@@ -142,7 +154,7 @@ class StabilityProvider(JobProvider):
         endpoint = endpoint_for(self, request)
         data, files, warnings = multipart_form(self, request, endpoint)
         path, headers = f"{ROOT}/{endpoint}", {"accept": ACCEPT[self.accept]}
-        if endpoint == "upscale/creative":
+        if endpoint in ASYNC_ENDPOINTS:
 
             def submit() -> str:
                 # Sent with the same accept as every POST (image/* is the live-tested path);
@@ -154,7 +166,11 @@ class StabilityProvider(JobProvider):
 
             job_id = self.checked_job_id(self.submit_or_resume(context, submit))
             response = self.poll(job_id, context)
-            return self.parse_result(request, endpoint, response, job_id, warnings)
+            return self.billed_call(
+                lambda: response,
+                lambda answer: self.parse_result(request, endpoint, answer, job_id, warnings),
+                usage=lambda _: self.price_usage(request, endpoint),
+            )
         # Stability bills a call it answers 200: an answer refused after that keeps its charge.
         return self.billed_call(
             lambda: self.request(
@@ -163,7 +179,13 @@ class StabilityProvider(JobProvider):
             lambda response: self.parse_result(
                 request, endpoint, response, response.headers.get("x-request-id"), warnings
             ),
+            usage=lambda _: self.price_usage(request, endpoint),
         )
+
+    def price_usage(self, request: ImageRequest, endpoint: str) -> dict[str, Any]:
+        """Return the usage of one billed call to ``endpoint``: its credits, when priced so."""
+        rule = self.price_rule(request, endpoint)
+        return {"credits": json_number(rule.credits)} if isinstance(rule, PerCredit) else {}
 
     def poll(self, job_id: str, context: CallContext) -> httpx.Response:
         """Poll ``GET /v2beta/results/{job_id}`` until it is no longer 202 (§1.3); return that."""
@@ -197,10 +219,9 @@ class StabilityProvider(JobProvider):
         warnings: list[str],
     ) -> ImageResult:
         """Return the image of a successful answer, costed as one billed call (§1.3, §1.6)."""
-        rule = self.price_rule(request, endpoint)
         # §1.4: a filtered output is billed too, so the call is always priced as one image.
-        usage = {"credits": json_number(rule.credits)} if isinstance(rule, PerCredit) else {}
-        cost = rule.actual(request, {}, 1)
+        usage = self.price_usage(request, endpoint)
+        cost = self.price_rule(request, endpoint).actual(request, {}, 1)
         ctype = response.headers.get("content-type", "")
         mime = ctype.partition(";")[0].strip().lower()
         is_json = mime == "application/json"

@@ -4,7 +4,8 @@
 hand ``api.transport`` to a provider (:func:`fake_provider_settings` builds the whole
 ``IMAGEGEN["PROVIDERS"]`` entry), then assert on :attr:`MockAPI.requests`. The builders return
 ``httpx.Response`` objects shaped exactly like what OpenAI, Stability AI and Google send, so the
-real provider runs its real request building, error mapping and parsing::
+real provider runs its real request building, error mapping and parsing (and
+:class:`StabilityServer` fakes Stability AI's whole v2beta protocol, checking every form)::
 
     api = MockAPI().reply(openai_image_response([png_bytes(64, 64)]))
     settings.IMAGEGEN = {"PROVIDERS": {"default": fake_provider_settings(OPENAI, api)}}
@@ -33,7 +34,11 @@ from imagegen.testing.mock_api import (
 )
 from imagegen.testing.mock_api import Handler as Handler
 from imagegen.testing.openai_responses import openai_error, openai_image_response
-from imagegen.testing.stability_responses import stability_error, stability_image_response
+from imagegen.testing.stability_responses import (
+    StabilityServer,
+    stability_error,
+    stability_image_response,
+)
 
 __all__ = [
     "GOOGLE",
@@ -41,6 +46,7 @@ __all__ = [
     "STABILITY",
     "MockAPI",
     "Part",
+    "StabilityServer",
     "fake_provider_settings",
     "gemini_blocked_response",
     "gemini_image_response",

@@ -401,3 +401,123 @@ def test_bulk_upscale_uses_each_objects_current_image(ops):
         assert generation.operation == "upscale"
         assert generation.source_image.generation.object_id == str(article.pk)
         assert generation.images.get().width == 128
+
+
+# The operations vocabulary: search=, padding=, and the placeholder's newer operations ----------
+
+
+def pixels(generation, *points):
+    """Return the RGB colours of ``generation``'s image at ``points``."""
+    image = opened(generation.images.get()).convert("RGB")
+    return [image.getpixel(point) for point in points]
+
+
+@pytest.mark.parametrize("operation", ["search_replace", "search_recolor"])
+def test_search_operations_need_search(ops, operation):
+    with pytest.raises(UnsupportedRequest, match=rf"{operation} needs search=: what to look for"):
+        imagegen.generate(operation=operation, source=photo(), prompt="a teacup")
+    with pytest.raises(UnsupportedRequest, match="needs search="):
+        imagegen.generate(operation=operation, source=photo(), prompt="a teacup", search="  ")
+    assert not Generation.objects.exists()
+
+
+@pytest.mark.parametrize("operation", ["generate", "edit", "inpaint", "restyle", "upscale"])
+def test_search_is_refused_on_other_operations(ops, operation):
+    source = {} if operation == "generate" else {"source": photo()}
+    mask = {"mask": (0, 0, 8, 8)} if operation == "inpaint" else {}
+    with pytest.raises(UnsupportedRequest, match="search= is only for search_recolor and "):
+        imagegen.generate(operation=operation, prompt="x", search="the box", **source, **mask)
+    assert not Generation.objects.exists()
+
+
+def test_search_replace_changes_only_what_it_found(ops):
+    # Offline the centre third stands in for what was searched for.
+    first = imagegen.generate(
+        operation="search_replace", source=photo(), prompt="a teacup", search="the red square"
+    )
+    assert first.status == "succeeded", first.error_message
+    assert params_of(first).search == "the red square"
+    corner, centre = pixels(first, (2, 2), (80, 80))
+    assert corner == (255, 255, 255)
+    assert centre != (200, 30, 30)
+    again = imagegen.generate(
+        operation="search_replace", source=photo(), prompt="a teacup", search="the red square"
+    )
+    assert pixels(again, (2, 2), (80, 80)) == [corner, centre]  # deterministic
+
+
+def test_search_recolor_tints_what_it_found(ops):
+    replaced = imagegen.generate(
+        operation="search_replace", source=photo(), prompt="yellow", search="the red square"
+    )
+    recolored = imagegen.generate(
+        operation="search_recolor", source=photo(), prompt="yellow", search="the red square"
+    )
+    corner, centre = pixels(recolored, (2, 2), (80, 80))
+    assert corner == (255, 255, 255)
+    assert centre != (200, 30, 30)
+    # A recolour keeps 30 % of the found object's own colour under the new one (the art the
+    # replacement paints in full).
+    art = pixels(replaced, (80, 80))[0]
+    expected = tuple(0.3 * red + 0.7 * new for red, new in zip((200, 30, 30), art, strict=True))
+    assert centre == pytest.approx(expected, abs=1)
+    assert centre != art
+
+
+def test_replace_background_keeps_the_subject_on_new_art(ops):
+    generation = imagegen.generate(
+        operation="replace_background", source=photo(), prompt="a sunlit beach"
+    )
+    assert generation.status == "succeeded", generation.error_message
+    corner, subject = pixels(generation, (2, 2), (80, 80))
+    assert corner != (255, 255, 255)  # the white background is gone
+    assert subject == (200, 30, 30)  # the subject is kept
+    again = imagegen.generate(
+        operation="replace_background", source=photo(), prompt="a sunlit beach"
+    )
+    assert pixels(again, (2, 2)) == [corner]
+
+
+def test_restyle_takes_the_look_of_its_reference(ops):
+    blue = Image.new("RGB", (40, 40), (0, 0, 255))
+    buffer = io.BytesIO()
+    blue.save(buffer, "PNG")
+    generation = imagegen.generate(
+        operation="restyle", source=photo(), reference=buffer.getvalue(), prompt="in this style"
+    )
+    assert generation.status == "succeeded", generation.error_message
+    corner, centre = pixels(generation, (2, 2), (80, 80))
+    # 40 % of the source's shape, 60 % of the reference's look.
+    assert corner == pytest.approx((102, 102, 255), abs=1)
+    assert centre == pytest.approx((80, 12, 165), abs=1)
+    assert len(params_of(generation).references) == 1
+
+
+def test_restyle_without_a_reference_takes_the_prompts_look(ops):
+    generation = imagegen.generate(operation="restyle", source=photo(), prompt="a watercolour")
+    corner, centre = pixels(generation, (2, 2), (80, 80))
+    assert corner != (255, 255, 255) and centre != (200, 30, 30)
+    other = imagegen.generate(operation="restyle", source=photo(), prompt="a neon sign")
+    assert pixels(other, (2, 2)) != [corner]  # another prompt, another look
+    same = imagegen.generate(operation="restyle", source=photo(), prompt="a watercolour")
+    assert pixels(same, (2, 2), (80, 80)) == [corner, centre]
+
+
+def test_locmem_records_search_and_padding(ops):
+    imagegen.generate(
+        operation="search_recolor", source=photo(), prompt="green", search="the box",
+        provider="test",
+    )  # fmt: skip
+    imagegen.generate(operation="outpaint", source=photo(), padding=(16, 8, 32, 0), provider="test")
+    recolor, outpaint = ops
+    assert (recolor.operation, recolor.search, recolor.padding) == (
+        "search_recolor",
+        "the box",
+        None,
+    )
+    assert (outpaint.operation, outpaint.search, outpaint.padding) == (
+        "outpaint",
+        "",
+        (16, 8, 32, 0),
+    )
+    assert (outpaint.width, outpaint.height) == (160 + 48, 160 + 8)

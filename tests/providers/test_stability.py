@@ -34,6 +34,7 @@ JOB = "a6dc6c6e20acda010fe14d71f180658f2896ed9b4ec25aa99a6ff06c796987c4"
 PNG = png_bytes()
 # §1.1: the dummy part that makes a request without files multipart.
 DUMMY = [("none", "none", "application/octet-stream", b"")]
+FAST = {"upscaler": "fast"}
 
 
 STABILITY = Harness(StabilityProvider, "stability", key=KEY, options={"poll_interval": 0})
@@ -155,9 +156,12 @@ def test_request_model_wins_and_style_preset_option_and_extra(mock_api) -> None:
 def test_image_to_image(mock_api, model: str) -> None:
     reply_image(mock_api)
     source = png_bytes(fmt="JPEG")
-    run(make(mock_api, model=model), source_images=(source,), aspect_ratio="16:9", seed=5)
+    provider = make(mock_api, model=model)
+    extra = {"strength": 0.5}
+    run(provider, source_images=(source,), aspect_ratio="16:9", seed=5, extra=extra)
     fields, files = form(mock_api.last)
-    # §1.5: strength only with an image; no aspect_ratio in image-to-image (SD3 rejects it).
+    # §1.5: strength (required) only with an image; no aspect_ratio in image-to-image (SD3
+    # rejects it). Without strength the image would be a style reference (control/style).
     expected = {"prompt": PROMPT, "seed": "5", "output_format": "png", "strength": "0.5"}
     if model != "ultra":
         expected.update(model=model, mode="image-to-image")
@@ -174,7 +178,8 @@ def test_image_to_image_strength_from_extra(mock_api) -> None:
 @pytest.mark.parametrize(
     ("options", "fields", "message"),
     [
-        ({}, {"source_images": (PNG,)}, "Core does not take a source image"),
+        ({}, {"source_images": (PNG,), "extra": {"strength": 0.5}},
+         "Core does not take a source image"),
         ({"model": "ultra"}, {"extra": {"strength": 0.5}}, "needs a source image"),
         ({"model": "ultra"}, {"source_images": (PNG, PNG)}, "one source image"),
         ({"model": "ultra"}, {"mask": PNG}, "does not take a mask"),
@@ -184,7 +189,7 @@ def test_image_to_image_strength_from_extra(mock_api) -> None:
         ({}, {"count": 2}, "one image per call"),
         ({}, {"prompt": "  "}, "needs a prompt"),
     ],
-)
+)  # fmt: skip
 def test_impossible_generations_are_refused_before_sending(mock_api, options, fields, message):
     with pytest.raises(UnsupportedRequest, match=message):
         run(make(mock_api, **options), **fields)
@@ -434,6 +439,8 @@ def test_edit_and_upscale_requests_on_the_wire(mock_api, operation, extra, path,
     source = png_bytes(fmt="WEBP")
     provider = make(mock_api, model="ultra", style_preset="photographic")
     request = {"negative_prompt": "blur", "seed": 7, "output_format": "webp", "extra": extra}
+    # Twice the source's size, as the pipeline asks an upscale by scale=2.
+    request.update(width=128, height=128)
     result = run(provider, operation=operation, source_images=(source,), **request)
     sent = mock_api.last
     assert (sent.method, str(sent.url)) == ("POST", f"{BASE}/{path}")
@@ -528,7 +535,7 @@ def test_edit_and_upscale_prices(mock_api, operation: str, extra: dict, cost: st
 def test_prices_setting_may_override_an_endpoint(mock_api, settings) -> None:
     settings.IMAGEGEN = {"PRICES": {"upscale/fast": {"per_credit": 3}}}
     reply_image(mock_api)
-    result = run(make(mock_api), operation="upscale", source_images=(PNG,))
+    result = run(make(mock_api), operation="upscale", source_images=(PNG,), extra=FAST)
     assert (result.cost, result.usage) == (Decimal("0.030000"), {"credits": 3})
 
 
@@ -636,7 +643,8 @@ def test_polling_without_a_deadline_is_bounded_by_poll_timeout(mock_api) -> None
 def test_synchronous_calls_ignore_a_resume_id(mock_api) -> None:
     # Only the creative upscale has a job to resume; anything else is a fresh (paid) call.
     reply_image(mock_api)
-    run(make(mock_api), CallContext(resume_job_id=JOB), operation="upscale", source_images=(PNG,))
+    context = CallContext(resume_job_id=JOB)
+    run(make(mock_api), context, operation="upscale", source_images=(PNG,), extra=FAST)
     assert [(r.method, r.url.path) for r in mock_api.requests] == [
         ("POST", "/v2beta/stable-image/upscale/fast")
     ]
