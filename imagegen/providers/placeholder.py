@@ -142,8 +142,10 @@ class PlaceholderProvider(BaseProvider):
             fill = art if operation == "search_replace" else Image.blend(source, art, 0.7)
             return Image.composite(fill, source, mask)
         if operation == "outpaint":
-            left = (size[0] - source.width) // 2
-            top = (size[1] - source.height) // 2
+            # The planned padding places the source; without one it is centred.
+            left, top = request.padding[:2] if request.padding else (0, 0)
+            if not request.padding:
+                left, top = (size[0] - source.width) // 2, (size[1] - source.height) // 2
             art.paste(source.convert("RGB"), (left, top))
             return art
         source = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)

@@ -131,6 +131,17 @@ def test_outpaint_to_a_preset_extends_the_canvas_to_its_ratio(ops):
     assert outpaint_padding(160, 90, "1:1") == (0, 35, 0, 35)
 
 
+def test_the_placeholder_outpaints_at_the_padding_it_was_given(ops):
+    generation = imagegen.generate(
+        operation="outpaint", source=photo(), padding=(100, 0, 20, 0), provider="default"
+    )
+    result = opened(generation.images.get()).convert("RGB")
+    assert result.size == (280, 160)
+    # The source's white corner sits 100 pixels in, not centred at 60.
+    assert result.getpixel((100, 2)) == (255, 255, 255)
+    assert result.getpixel((60, 2)) != (255, 255, 255)
+
+
 def test_remove_background_makes_a_plain_background_transparent(ops):
     generation = imagegen.generate(operation="remove_background", source=photo())
     result = opened(generation.images.get())
