@@ -320,7 +320,7 @@ def operation_action(
     refused = bool(rows) and all(row.error for row in rows) and total == len(shown)
     context.update(
         {
-            "rows": rows,
+            "rows": [(row, None) for row in rows],
             "skipped": skipped_rows,
             "refusals": refusals if refused else [],
             "can_run": (bool(rows) and not refused) or total > len(shown),
