@@ -319,6 +319,7 @@ def chain(ops, articles):
     inpainted = imagegen.generate(
         operation="inpaint", source=generated, mask=(0, 0, 8, 8), prompt="a gull", provider="paid"
     ).images.get()
+    article.refresh_from_db()  # the inpaint set the field on its own copy of the article
     upscaled = imagegen.generate(operation="upscale", target=article, provider="paid")
     return article, [generated, inpainted, upscaled.images.get()]
 
