@@ -19,7 +19,7 @@ from PIL import Image
 import imagegen
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.providers.placeholder import PlaceholderProvider
-from imagegen.services import cost_for, spend_for
+from imagegen.services import ALREADY_FITS, NO_SOURCE, cost_for, nothing_to_do, spend_for
 from tests.admin.support import (
     CHANGELIST,
     EDITOR_PERMS,
@@ -243,6 +243,20 @@ def test_remove_backgrounds_records_the_operation_and_the_parent(admin_client, o
     assert ("success", "Removed the background of 1 object's image, costing $0.00.") in notices(
         admin_client.get(CHANGELIST)
     )
+
+
+def test_nothing_to_do_reads_the_current_image_generated_or_uploaded(ops, articles):
+    lighthouse, harbour, bakery = articles
+    uploaded(lighthouse, 160, 90)
+    with_image(harbour, 90, 90)
+
+    assert nothing_to_do(bakery, "hero", "upscale") == NO_SOURCE
+    assert nothing_to_do(lighthouse, "hero", "outpaint") == ALREADY_FITS
+    assert nothing_to_do(lighthouse, "hero", "outpaint", preset="product") == ""  # 1:1
+    assert nothing_to_do(lighthouse, "hero", "outpaint", padding=(0, 10, 0, 10)) == ""
+    assert nothing_to_do(lighthouse, "hero", "upscale") == ""
+    assert nothing_to_do(harbour, "hero", "outpaint") == ""
+    assert not Generation.objects.exclude(operation="generate").exists()
 
 
 # When no provider can do it -----------------------------------------------------------------
