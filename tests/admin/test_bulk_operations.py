@@ -357,6 +357,8 @@ def test_the_history_shows_each_images_chain_and_links_to_its_parent(admin_clien
     ) in html
     assert f'id="imagegen-hero-image-{inpainted.pk}"' in html
     assert f'<a href="#imagegen-hero-image-{generated.pk}">image #{generated.pk}</a>' in html
+    # Regenerate would make a new image from the prompt alone: only the generated row has it.
+    assert html.count("data-imagegen-regenerate") == 1
 
 
 def test_revert_puts_the_middle_link_of_a_chain_back(admin_client, chain):
