@@ -20,15 +20,18 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
+from imagegen.fields import GeneratedImageField, resolve_field
 from imagegen.models import Generation, Status
 from imagegen.money import format_cost
 from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, settle
+from imagegen.pipeline.inputs import current_image, outpaint_padding
 from imagegen.pipeline.leases import Lease
 from imagegen.pipeline.planning import Plan, make_plan
 from imagegen.pipeline.recording import record_batch, record_request
 from imagegen.pipeline.run import is_resumable
 from imagegen.pipeline.storing import attach, clear_selected, mark_selected
+from imagegen.presets import get_preset
 from imagegen.runners import execute, get_runner
 from imagegen.signals import announce
 from imagegen.types import Spend
@@ -36,7 +39,9 @@ from imagegen.types import Spend
 logger = logging.getLogger("imagegen")
 
 __all__ = [
+    "ALREADY_FITS",
     "BULK_BATCH",
+    "NO_SOURCE",
     "RETRYABLE",
     "BulkResult",
     "NotRetryable",
@@ -49,6 +54,7 @@ __all__ = [
     "generate_many",
     "iter_generate_many",
     "mark_selected",
+    "nothing_to_do",
     "plan",
     "resume_job",
     "retry",
@@ -60,6 +66,10 @@ __all__ = [
 BULK_BATCH = 200
 #: Statuses a generation can be retried from.
 RETRYABLE = frozenset({Status.FAILED, Status.CANCELED})
+#: :func:`nothing_to_do`'s answers: the field holds no image to work on...
+NO_SOURCE = "no_source"
+#: ...or an outpaint to the preset's shape has nothing to add.
+ALREADY_FITS = "already_fits"
 
 
 class NotRetryable(ImagegenError):
@@ -360,6 +370,44 @@ def resume_job(job_id: str, *, aliases: Iterable[str]) -> int:
         runner.enqueue(generation)
         resumed += 1
     return resumed
+
+
+def nothing_to_do(
+    target: models.Model,
+    field: str | None,
+    operation: str,
+    *,
+    preset: str | None = None,
+    padding: Any = None,
+) -> str:
+    """Return why ``operation`` on ``target``'s current image would do nothing, else ``""``.
+
+    :data:`NO_SOURCE` when the field holds no image, and :data:`ALREADY_FITS` for an outpaint
+    without ``padding`` (fit to the preset, the field's by default) of an image that already
+    has the preset's aspect ratio. A bulk operation skips such objects instead of refusing
+    them one by one. Reads the image's size from its ``GeneratedImage`` row when it has one,
+    else from the file's header.
+    """
+    model_field = resolve_field(target, field)
+    if operation == "generate" or model_field is None:
+        return ""
+    source = current_image(target, model_field.name)
+    if source is None:
+        return NO_SOURCE
+    if operation != "outpaint" or padding is not None:
+        return ""
+    is_generated = isinstance(model_field, GeneratedImageField)
+    chosen = get_preset(preset or (model_field.preset if is_generated else None))
+    if chosen is None:
+        return ""
+    try:
+        # A GeneratedImage row knows its size; an ImageFieldFile reads its file's header.
+        width, height = source.width, source.height
+    except (OSError, ValueError):  # an unreadable file: the plan says what is wrong with it
+        return ""
+    if width and height and not any(outpaint_padding(width, height, chosen.aspect_ratio)):
+        return ALREADY_FITS
+    return ""
 
 
 def cost_for(obj: models.Model) -> Decimal:

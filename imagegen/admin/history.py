@@ -1,4 +1,9 @@
-"""What the admin shows of past generations: JSON for the widget, rows for the history panel."""
+"""What the admin shows of past generations: JSON for the widget, rows for the history panel.
+
+An image made by an operation (an upscale of an inpaint of a generated image...) shows its
+chain, oldest first, and links to its parent, so an editor sees where it came from; every
+image of a chain keeps its "Use this image" button, so any link can be put back.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from django.db import models
 from django.db.models import Count, Sum
 from django.utils import formats
 from django.utils.timezone import localtime
+from django.utils.translation import gettext_lazy as _
 
 from imagegen.models import FINISHED, GeneratedImage, Generation, Status
 from imagegen.money import format_cost
@@ -21,6 +27,20 @@ HISTORY_LIMIT = 20
 THUMB_WIDTH = 480
 #: Derived file types a thumbnail may use.
 THUMB_TYPES = ("image/webp", "image/jpeg")
+#: What each operation did to an image, as a chain of them reads ("generated → upscaled").
+MADE_BY = {
+    "generate": _("generated"),
+    "edit": _("edited"),
+    "inpaint": _("inpainted"),
+    "outpaint": _("outpainted"),
+    "erase": _("erased"),
+    "search_replace": _("search and replaced"),
+    "search_recolor": _("recolored"),
+    "remove_background": _("background removed"),
+    "replace_background": _("background replaced"),
+    "upscale": _("upscaled"),
+    "restyle": _("restyled"),
+}
 
 
 def thumbnail_url(image: GeneratedImage) -> str:
@@ -64,6 +84,7 @@ def row_json(generation: Generation) -> dict[str, Any]:
         "prompt": subject_of(generation),
         "cost": format_cost(generation.cost) if generation.cost is not None else "",
         "error": generation.error_message if generation.status != Status.SUCCEEDED else "",
+        "operation": generation.operation,
     }
 
 
@@ -77,6 +98,8 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         "model": generation.model,
         "estimated_cost": format_cost(generation.estimated_cost),
         "images": [image_json(image) for image in images],
+        # The generated image an operation worked on (its parent), for the lineage.
+        "source_image": generation.source_image_id,
         # A failed row may have handed the request on to the preset's next provider; the
         # widget follows that row instead of reporting the failure.
         "fallback": _fallback_id(generation),
@@ -89,19 +112,72 @@ def _fallback_id(generation: Generation) -> int | None:
     return generation.fallbacks.order_by("-pk").values_list("pk", flat=True).first()
 
 
+def made_by(operation: str) -> str:
+    """Return what ``operation`` did to an image, in words ("upscaled")."""
+    return str(MADE_BY.get(operation, operation.replace("_", " ")))
+
+
+def chain_of(image: GeneratedImage, known: dict[int, GeneratedImage]) -> list[GeneratedImage]:
+    """Return ``image`` and its ancestors, oldest first, reading ``known`` before the database.
+
+    ``known`` holds images already loaded with their generations; a parent outside it is read
+    (and added), so a long history costs a query per missing link, not one per link.
+    """
+    chain, seen, current = [image], {image.pk}, image
+    while current.parent_id is not None and current.parent_id not in seen:
+        parent = known.get(current.parent_id)
+        if parent is None:
+            parent = (
+                GeneratedImage.objects.select_related("generation")
+                .filter(pk=current.parent_id)
+                .first()
+            )
+            if parent is None:
+                break
+            known[parent.pk] = parent
+        chain.append(parent)
+        seen.add(parent.pk)
+        current = parent
+    return chain[::-1]
+
+
+def anchor(field: str, image_id: int) -> str:
+    """Return the id of ``image_id``'s figure in ``field``'s history panel."""
+    return f"imagegen-{field}-image-{image_id}"
+
+
 def field_history(obj: models.Model, field: str) -> dict[str, Any]:
-    """Return the history panel's context for ``obj.<field>``: recent rows and the totals."""
-    rows = (
+    """Return the history panel's context for ``obj.<field>``: recent rows and the totals.
+
+    Each image made by an operation carries its chain (``generated → inpainted → upscaled``)
+    and its parent: a link to the parent's place in the panel, or to its file when the parent
+    is older than the rows listed.
+    """
+    rows = list(
         Generation.objects.for_object(obj, field)
-        .select_related("created_by")
+        .select_related("created_by", "source_image")
         .prefetch_related("images")[:HISTORY_LIMIT]
     )
+    known: dict[int, GeneratedImage] = {}
+    for generation in rows:
+        for image in generation.images.all():
+            image.generation = generation  # the chain reads each link's operation
+            known[image.pk] = image
+    listed = set(known)
     current = getattr(obj, field).name or ""
     entries = []
     for generation in rows:
+        parent = generation.source_image
         entries.append(
             {
                 "generation": generation,
+                "made_by": made_by(generation.operation),
+                "parent": parent,
+                "parent_href": (
+                    ("#" + anchor(field, parent.pk)) if parent.pk in listed else parent.file.url
+                )
+                if parent is not None
+                else "",
                 "subject": subject_of(generation),
                 "cost": format_cost(generation.cost) if generation.cost is not None else "—",
                 "when": formats.date_format(localtime(generation.created_at), "DATETIME_FORMAT"),
@@ -113,6 +189,10 @@ def field_history(obj: models.Model, field: str) -> dict[str, Any]:
                         # name alone would mark every copy; the selected flag picks one.
                         "current": image.selected and image.file.name == current,
                         "credentials": credentials_line(image),
+                        "anchor": anchor(field, image.pk),
+                        "chain": [
+                            made_by(link.generation.operation) for link in chain_of(image, known)
+                        ],
                     }
                     for image in generation.images.all()
                 ],

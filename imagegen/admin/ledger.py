@@ -19,12 +19,13 @@ from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from imagegen import services
 from imagegen.admin import dashboard
+from imagegen.admin.history import made_by
 from imagegen.admin.totals import (
     CountedPaginator,
     RollupValuesFilter,
@@ -117,6 +118,8 @@ class GenerationAdmin(admin.ModelAdmin):
         "model",
         "status",
         "cost_display",
+        # After the cost, so that the columns' sort numbers in saved links stay as they were.
+        "operation_display",
         "created_by",
         "created_at",
     )
@@ -133,7 +136,7 @@ class GenerationAdmin(admin.ModelAdmin):
     # The date navigation is drawn from the rollup (change_list.html, date_navigation()): the
     # admin's date_hierarchy reads DISTINCT years, months or days from the whole ledger.
     date_hierarchy = None
-    list_select_related = ("content_type", "created_by")
+    list_select_related = ("content_type", "created_by", "source_image")
     # The filtered count comes with the total (sums_of()); the unfiltered count is not needed.
     show_full_result_count = False
     inlines = [GeneratedImageInline]
@@ -144,11 +147,13 @@ class GenerationAdmin(admin.ModelAdmin):
 
     readonly_fields = [f.name for f in Generation._meta.fields] + [
         "target_link", "estimated_cost_display", "cost_display", "unconfirmed_cost_display",
+        "operation_display", "lineage",
     ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("status", "target_link", "field_name", "preset", "provider",
                            "backend", "model", "created_by")}),
-        (_("Request"), {"fields": ("prompt", "negative_prompt", "params", "count")}),
+        (_("Request"), {"fields": ("operation_display", "lineage", "prompt", "negative_prompt",
+                                   "params", "count")}),
         (_("Cost"), {"fields": ("estimated_cost_display", "cost_display",
                                 "unconfirmed_cost_display", "usage")}),
         (_("Outcome"), {"fields": ("provider_job_id", "error_code", "error_message",
@@ -204,6 +209,44 @@ class GenerationAdmin(admin.ModelAdmin):
             )
         except NoReverseMatch:
             return label
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description=_("operation"), ordering="operation")
+    def operation_display(self, generation: Generation) -> str:
+        """Return what the row did, linked to the row that made its source image."""
+        done = made_by(generation.operation)
+        source = generation.source_image
+        if source is None:
+            return done
+        return format_html(
+            '{} <span class="quiet">{}</span>',
+            done,
+            self._row_link(
+                source.generation_id,
+                gettext("from #%(id)s") % {"id": source.generation_id},
+            ),
+        )
+
+    @admin.display(description=_("lineage"))
+    def lineage(self, generation: Generation) -> str:
+        """Return the chain of rows behind this row's images, oldest first, each linked."""
+        image = generation.images.first()
+        if image is None and generation.source_image is None:
+            return "—"
+        chain = image.lineage() if image is not None else generation.source_image.lineage()
+        links = [
+            self._row_link(
+                link.generation_id,
+                f"#{link.generation_id} {made_by(link.generation.operation)}",
+            )
+            for link in reversed(chain)
+        ]
+        if image is None:  # a failed or queued operation: it would be the next link
+            links.append(made_by(generation.operation))
+        return format_html_join(" → ", "{}", ((link,) for link in links))
+
+    def _row_link(self, pk: int, label: str) -> str:
+        url = reverse(f"{self.admin_site.name}:imagegen_generation_change", args=[pk])
         return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.display(description=_("cost"), ordering="cost")

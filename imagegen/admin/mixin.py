@@ -6,7 +6,8 @@ Mix it in before ``admin.ModelAdmin``::
     class ArticleAdmin(ImageGenAdminMixin, admin.ModelAdmin):
         list_display = ["title"]
 
-and the changelist gets the "Generate images…" action and an "AI spend" column, the change
+and the changelist gets the "Generate images…", "Upscale images…", "Remove backgrounds…" and
+"Fit images to the preset…" actions and an "AI spend" column, the change
 form gets a Generate button on each ``GeneratedImageField`` (candidates, history, revert) and
 the object's total spend. Every way in requires the ``imagegen.generate_image`` permission
 and the permission to change the object.
@@ -31,7 +32,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from imagegen.admin import endpoints, progress
-from imagegen.admin.actions import generate_images_action
+from imagegen.admin.actions import BULK_OPERATIONS, generate_images_action, operation_action
 from imagegen.admin.history import field_history
 from imagegen.fields import GeneratedImageField, generated_fields
 from imagegen.models import GeneratedImage, Generation, Status
@@ -64,6 +65,23 @@ class ImageGenAdminMixin:
             raise PermissionDenied
         return generate_images_action(self, request, queryset)
 
+    @admin.action(description=_("Upscale images…"), permissions=["generate_image"])
+    def upscale_images(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        return self._operate("upscale_images", request, queryset)
+
+    @admin.action(description=_("Remove backgrounds…"), permissions=["generate_image"])
+    def remove_backgrounds(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        return self._operate("remove_backgrounds", request, queryset)
+
+    @admin.action(description=_("Fit images to the preset…"), permissions=["generate_image"])
+    def fit_images(self, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        return self._operate("fit_images", request, queryset)
+
+    def _operate(self, action: str, request: HttpRequest, queryset: models.QuerySet) -> Any:
+        if not self.has_generate_image_permission(request):
+            raise PermissionDenied
+        return operation_action(BULK_OPERATIONS[action], self, request, queryset)
+
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # Django 6.1 passes where the actions are shown (the changelist or, new, the change
         # form); 5.2 passes nothing. The action belongs to the changelist only.
@@ -76,7 +94,8 @@ class ImageGenAdminMixin:
         if self.actions is None or IS_POPUP_VAR in request.GET:
             return actions
         if generated_fields(self.model) and self.has_generate_image_permission(request):
-            actions.setdefault("generate_images", self.get_action("generate_images"))
+            for name in ("generate_images", *BULK_OPERATIONS):
+                actions.setdefault(name, self.get_action(name))
         return actions
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:

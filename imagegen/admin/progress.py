@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from imagegen.admin.actions import BY_OPERATION, GENERATE
 from imagegen.admin.endpoints import can_generate, forbidden
 from imagegen.admin.history import row_json
 from imagegen.models import FINISHED, Generation, Status
@@ -82,10 +83,13 @@ def progress_view(
     opts = model_admin.model._meta
     rows = _rows(model_admin, request, batch)
     state = summary(rows)
+    # A run is one action: its rows share the operation, which names what the page follows.
+    operation = rows.order_by().values_list("operation", flat=True).first()
+    op = BY_OPERATION.get(operation or "", GENERATE)
     name = f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_"
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": _("Generating images"),
+        "title": op.progress_title,
         "subtitle": None,
         "opts": opts,
         "app_label": opts.app_label,
