@@ -143,9 +143,10 @@ def make_derivatives(
 
 
 def _resize(image: Image.Image, width: int, height: int) -> Image.Image:
-    # reducing_gap lets Pillow halve the image cheaply first; at 3.0 the result is
-    # indistinguishable from a plain Lanczos resample and several times faster.
-    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # Bicubic takes about two thirds of Lanczos's time at these scales, for an SSIM of 0.996
+    # and more against a Lanczos resample (benchmarks/derivatives.py): no visible difference.
+    # reducing_gap lets Pillow shrink by a whole factor cheaply first when the scale allows.
+    return image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
 def _encode(image: Image.Image, name: str) -> Derivative:
