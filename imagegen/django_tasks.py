@@ -85,7 +85,7 @@ def run_generation(pk: int, attempt: int = 1) -> None:
 def derive_images(generation_pk: int) -> list[str]:
     """Make the pending derived files and placeholders of generation ``generation_pk``'s images.
 
-    Never raises: a failure is logged and the image stays pending for ``imagegen_sweep --jobs``.
+    A failure of the work is logged, not raised: the image stays pending for the sweeper.
     """
     return derive_generation(generation_pk)
 

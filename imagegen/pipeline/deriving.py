@@ -58,7 +58,8 @@ def derive(image_id: int) -> str:
 
     :data:`DONE` when this call made them; :data:`SKIPPED` when nothing was pending, another
     job holds the row, or the row is gone; :data:`FAILED` when reading or storing failed (the
-    row stays pending, for the sweeper). Never raises.
+    row stays pending, for the sweeper). A failure of the work is logged, not raised; only the
+    database being unreachable for the claim itself raises.
     """
     claimed_at = timezone.now()
     if not _claim(image_id, claimed_at):
