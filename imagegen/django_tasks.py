@@ -2,7 +2,9 @@
 
 :class:`DjangoTasksRunner` enqueues :func:`run_generation` for each new row when its
 transaction commits. It lives here, beside the task, and is loaded by its dotted path only
-when it is configured.
+when it is configured. :func:`derive_images` makes the derived files and placeholders of a
+succeeded row's images (:mod:`imagegen.pipeline.deriving`); the runner enqueues it when the
+row succeeds, on ``TASK_OPTIONS["DERIVE_QUEUE"]`` when set.
 
 Django 6 ships ``django.tasks``; on Django 5.2 the ``django-tasks`` backport provides the same
 API (``pip install django-imagegen[tasks]``). The worker side is the Celery task's
@@ -28,6 +30,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from imagegen.exceptions import ImproperlyInstalled
+from imagegen.pipeline.deriving import derive_generation
 from imagegen.runners import QueuedRunner
 from imagegen.runners.options import queue_for, task_options
 from imagegen.runners.worker import monotonic_deadline, work
@@ -78,6 +81,15 @@ def run_generation(pk: int, attempt: int = 1) -> None:
     task_.enqueue(pk, attempt + 1)
 
 
+@task()
+def derive_images(generation_pk: int) -> list[str]:
+    """Make the pending derived files and placeholders of generation ``generation_pk``'s images.
+
+    A failure of the work is logged, not raised: the image stays pending for the sweeper.
+    """
+    return derive_generation(generation_pk)
+
+
 class DjangoTasksRunner(QueuedRunner):
     """Enqueue :func:`run_generation` with Django Tasks on commit."""
 
@@ -86,4 +98,10 @@ class DjangoTasksRunner(QueuedRunner):
         for pk, alias in jobs:
             queue = queue_for(alias, options)
             task_ = run_generation.using(queue_name=queue) if queue else run_generation
+            task_.enqueue(pk)
+
+    def dispatch_derive(self, generation_ids: list[int]) -> None:
+        queue = task_options()["DERIVE_QUEUE"]
+        task_ = derive_images.using(queue_name=queue) if queue else derive_images
+        for pk in generation_ids:
             task_.enqueue(pk)

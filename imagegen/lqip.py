@@ -1,4 +1,4 @@
-"""Placeholders computed once in the worker: dominant colour, a tiny WebP data URI, a ThumbHash.
+"""Placeholders computed once, in the follow-up job: dominant colour, a tiny WebP, a ThumbHash.
 
 All three come from one thumbnail of at most :data:`THUMB_SIDE` pixels, so they cost a few
 milliseconds per image. Templates read them from the ``GeneratedImage`` row and never open a

@@ -388,6 +388,18 @@ class GeneratedImage(models.Model):
         related_name="children",
         help_text=_("The image an edit, inpaint, upscale... of it was made from."),
     )
+    pending = models.CharField(
+        _("pending"),
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_(
+            "What is still to be made from the original, comma-separated (placeholders, "
+            "derivatives); empty once the follow-up job has made them."
+        ),
+    )
+    #: When a follow-up job claimed the row to make its derived files; None when none holds it.
+    deriving_since = models.DateTimeField(_("deriving since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -398,6 +410,12 @@ class GeneratedImage(models.Model):
             models.Index(fields=["sha256"], name="imagegen_img_sha_idx"),
             # Template tags and cleanup look images up by file name.
             models.Index(fields=["file"], name="imagegen_img_file_idx"),
+            # The sweeper looks for images whose derived files are still to be made.
+            models.Index(
+                fields=["pending"],
+                name="imagegen_img_pending_idx",
+                condition=~models.Q(pending=""),
+            ),
         ]
 
     def __str__(self) -> str:

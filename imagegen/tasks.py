@@ -19,6 +19,11 @@ job when it had accepted one. That is what makes late acknowledgement safe:
   provider is given a deadline a little before the soft limit;
 * ``ignore_result``: the ``Generation`` row is the result.
 
+:func:`derive_images_task` makes the derived files and placeholders of a succeeded row's images
+(:mod:`imagegen.pipeline.deriving`); :class:`CeleryRunner` sends it when the row succeeds, to
+``TASK_OPTIONS["DERIVE_QUEUE"]`` when set. It is idempotent too: a duplicate finds nothing
+pending, or the row held by the first, and makes nothing.
+
 :func:`sweep_jobs_task` is the periodic reconciler for Celery beat: see
 :mod:`imagegen.runners.sweeper`. :func:`check_models_task` is the periodic live check of the
 configured models (``imagegen_providers --live``): see :mod:`imagegen.providers.listing`.
@@ -35,6 +40,7 @@ from celery import current_app, shared_task
 from django.core import checks
 
 from imagegen.exceptions import ImagegenError
+from imagegen.pipeline.deriving import derive_generation
 from imagegen.providers.listing import run_live_check
 from imagegen.runners import QueuedRunner
 from imagegen.runners.options import queue_for, task_options
@@ -71,6 +77,22 @@ def run_generation_task(self: Any, pk: int) -> None:
     raise self.retry(countdown=outcome.retry_in, exc=error, max_retries=None)
 
 
+@shared_task(
+    name="imagegen.derive_images",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=SOFT_TIME_LIMIT,
+    time_limit=TIME_LIMIT,
+)
+def derive_images_task(generation_pk: int) -> list[str]:
+    """Make the pending derived files and placeholders of generation ``generation_pk``'s images.
+
+    A failure of the work is logged, not raised: the image stays pending for the sweeper.
+    """
+    return derive_generation(generation_pk)
+
+
 @shared_task(name="imagegen.sweep_jobs", ignore_result=True)
 def sweep_jobs_task() -> dict[str, int]:
     """Re-dispatch jobs stuck in ``queued`` and resume or fail jobs whose worker died."""
@@ -96,7 +118,9 @@ def check_models_task() -> int:
 class CeleryRunner(QueuedRunner):
     """Send :func:`run_generation_task` to a Celery worker on commit.
 
-    Each job goes to the queue its provider alias is mapped to in ``TASK_OPTIONS["QUEUES"]``
+    A succeeded row's follow-up job, :func:`derive_images_task`, goes to
+    ``TASK_OPTIONS["DERIVE_QUEUE"]`` (or Celery's default routing). Each generation job goes
+    to the queue its provider alias is mapped to in ``TASK_OPTIONS["QUEUES"]``
     (or Celery's default routing), with the time limits of ``TASK_OPTIONS``; a batch is sent
     over one broker connection.
     """
@@ -113,6 +137,15 @@ class CeleryRunner(QueuedRunner):
                 queue = queue_for(alias, options)
                 run_generation_task.apply_async(
                     (pk,), producer=producer, **({"queue": queue} if queue else {}), **limits
+                )
+
+    def dispatch_derive(self, generation_ids: list[int]) -> None:
+        queue = task_options()["DERIVE_QUEUE"]
+        app = derive_images_task.app
+        with app.producer_or_acquire() as producer:
+            for pk in generation_ids:
+                derive_images_task.apply_async(
+                    (pk,), producer=producer, **({"queue": queue} if queue else {})
                 )
 
     def check(self) -> list:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 
 import pytest
+from django.test import TestCase
 
 REQUIRE_SERVICES = os.environ.get("IMAGEGEN_REQUIRE_SERVICES") == "1"
 
@@ -39,6 +42,17 @@ def media_files(settings) -> list[str]:
         for name in files:
             found.append(os.path.relpath(os.path.join(root, name), settings.MEDIA_ROOT))
     return sorted(found)
+
+
+@contextlib.contextmanager
+def deriving() -> Iterator[None]:
+    """Run, on leaving the block, the on-commit work started in it: derived files, placeholders.
+
+    A ``django_db`` test runs inside a transaction that never commits, so the follow-up job a
+    generation dispatches when its transaction commits would never run by itself.
+    """
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        yield
 
 
 def service_available(host: str, port: int) -> bool:

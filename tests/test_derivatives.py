@@ -20,7 +20,7 @@ from imagegen.models import GeneratedImage, Status
 from imagegen.pipeline.storing import Store
 from imagegen.providers.locmem import LocmemProvider
 from imagegen.storage import get_storage
-from tests.conftest import media_files, png_bytes
+from tests.conftest import deriving, media_files, png_bytes
 
 LADDER = [480, 960, 1600]
 SECRET = "a secret prompt about the CEO"
@@ -52,9 +52,12 @@ def ladder(settings, locmem):
 
 
 def generate_from(data: bytes) -> GeneratedImage:
+    """Generate an image from ``data`` and run its follow-up job, as a committed request would."""
     LocmemProvider.script(data)
-    generation = imagegen.generate(prompt="a lighthouse", provider="test")
+    with deriving():
+        generation = imagegen.generate(prompt="a lighthouse", provider="test")
     assert generation.status == Status.SUCCEEDED, generation.error_message
+    generation.refresh_from_db()  # the follow-up job added its timings and warnings
     return generation.images.get()
 
 
@@ -256,7 +259,7 @@ def test_failure_after_derivatives_deletes_every_file(ladder):
 
 @pytest.mark.django_db
 @pytest.mark.postgres
-def test_storage_failure_on_a_derivative_deletes_the_original_too(ladder):
+def test_storage_failure_on_a_derivative_keeps_the_image_pending_and_no_derived_file(ladder):
     real_save = FileSystemStorage.save
     calls = []
 
@@ -267,13 +270,15 @@ def test_storage_failure_on_a_derivative_deletes_the_original_too(ladder):
         return real_save(storage, name, content, *args, **kwargs)
 
     LocmemProvider.script(encode(textured(600, 400)))
-    with mock.patch.object(FileSystemStorage, "save", flaky_save):
+    with mock.patch.object(FileSystemStorage, "save", flaky_save), deriving():
         generation = imagegen.generate(prompt="a lighthouse", provider="test")
 
-    assert generation.status == Status.FAILED
-    assert generation.error_code == "storage_error"
-    assert len(calls) == 3
-    assert media_files(ladder) == []
+    # The generation was stored and charged; only its follow-up job failed, and left no file.
+    assert generation.status == Status.SUCCEEDED
+    assert len(calls) == 3  # the original, then two derived files, the second one failing
+    image = generation.images.get()
+    assert image.pending and image.derivatives == [] and image.deriving_since is None
+    assert media_files(ladder) == [image.file.name]
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ import imagegen
 from imagegen import lqip
 from imagegen.models import Status
 from imagegen.providers.locmem import LocmemProvider
-from tests.conftest import png_bytes
+from tests.conftest import deriving, png_bytes
 
 DATA_URI = re.compile(r"^data:image/webp;base64,([A-Za-z0-9+/]+=*)$")
 
@@ -99,12 +99,17 @@ def test_thumbnail_is_at_most_32_pixels_and_never_enlarged():
 
 
 @pytest.mark.django_db
-def test_generated_images_get_placeholders_in_the_worker(settings, locmem):
+def test_generated_images_get_placeholders_in_the_follow_up_job(settings, locmem):
     LocmemProvider.script(png_bytes(320, 160, color=(255, 0, 0)))
-    generation = imagegen.generate(prompt="a red square", provider="test")
+    with deriving():
+        generation = imagegen.generate(prompt="a red square", provider="test")
+        # Not inside generate(): the row says what is still to be made.
+        assert generation.images.get().lqip == ""
 
     assert generation.status == Status.SUCCEEDED
+    generation.refresh_from_db()
     image = generation.images.get()
+    assert image.pending == ""
     assert image.dominant_color == "#ff0000"
     assert DATA_URI.match(image.lqip) and len(image.lqip) < 600
     ratio = thash.thumb_hash_to_approximate_aspect_ratio(thumbhash_bytes(image.thumbhash))

@@ -23,7 +23,7 @@ from imagegen.models import GeneratedImage, Status
 from imagegen.testing import OPENAI, MockAPI, fake_provider_settings, openai_image_response
 from imagegen.testing.credentials import make_chain, settings_for, signed_image, tampered
 from imagegen.types import CredentialState
-from tests.conftest import REQUIRE_SERVICES, png_bytes
+from tests.conftest import REQUIRE_SERVICES, deriving, png_bytes
 
 REQUIRED = REQUIRE_SERVICES or os.environ.get("CI") == "true"
 TAM = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -69,8 +69,10 @@ def generate_from(settings, content: bytes, **credentials) -> GeneratedImage:
         "DERIVATIVE_WIDTHS": [48],
         "CONTENT_CREDENTIALS": credentials,
     }
-    generation = imagegen.generate(prompt="A lighthouse at dusk")
+    with deriving():  # the follow-up job signs the derived files
+        generation = imagegen.generate(prompt="A lighthouse at dusk")
     assert generation.status == Status.SUCCEEDED, generation.error_message
+    generation.refresh_from_db()
     return generation.images.get()
 
 
@@ -399,7 +401,8 @@ def article_with_credentials(db):
     from tests.testapp.models import Article
 
     article = Article.objects.create(title="Lighthouse")
-    generation = imagegen.generate(prompt="A lighthouse", target=article, field="hero")
+    with deriving():
+        generation = imagegen.generate(prompt="A lighthouse", target=article, field="hero")
     article.refresh_from_db()
     record(
         generation.images.get(),
@@ -645,7 +648,8 @@ def test_a_signed_image_downloaded_from_a_provider_cdn_keeps_its_credentials(
         ),
     }
     wire(providers["flux"], cdn)  # downloads from the fake CDN, on a public address
-    generation = imagegen.generate(prompt="a red fox", provider="flux")
+    with deriving():
+        generation = imagegen.generate(prompt="a red fox", provider="flux")
     assert generation.status == Status.SUCCEEDED, generation.error_message
     image = generation.images.get()
     assert stored(image, image.file.name) == provider_png

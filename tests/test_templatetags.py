@@ -23,6 +23,7 @@ from imagegen.prefetch import PREFETCH_ATTR
 from imagegen.rendering import disclosure, picture
 from imagegen.rendering.placeholder_svg import valid_color
 from imagegen.storage import get_storage
+from tests.conftest import deriving
 from tests.testapp.models import Article, Product
 
 HOSTILE = '"><script>alert(1)</script>'
@@ -122,7 +123,8 @@ def fake_image(
 def generated_article(db) -> Article:
     """An article whose hero was generated (and attached) by the placeholder provider."""
     article = Article.objects.create(title="Lighthouse at dusk", summary="waves on rocks")
-    generation = imagegen.generate(target=article, field="hero")
+    with deriving():  # its derived files and placeholders too
+        generation = imagegen.generate(target=article, field="hero")
     assert generation.status == "succeeded", generation.error_message
     article.refresh_from_db()
     return article

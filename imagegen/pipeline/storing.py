@@ -1,4 +1,4 @@
-"""Storing a run's images: decode, save, read credentials, derive, record and attach them.
+"""Storing a run's images: decode, save, read credentials, record and attach them; derive later.
 
 A :class:`Store` does the writes of one run and remembers them: the files it created and the
 target field it set, so that :meth:`Store.undo` can take them back when the run fails, and
@@ -6,11 +6,13 @@ target field it set, so that :meth:`Store.undo` can take them back when the run 
 :func:`mark_selected` and :func:`clear_selected` keep a field and the ledger's ``selected``
 flags in step, for runs and for editors alike.
 
-Content Credentials are handled here, in the run (the worker, with a queued runner), because
-the original's bytes are in memory only here: each original is read for a C2PA manifest
-(:func:`imagegen.provenance.read`) once it is saved, and with a signer configured each derived
-file is signed with the original as its parent before it is saved under its content name.
-Neither ever fails the run: a problem leaves the file as it was and a warning on the row.
+A run stores the original and its rows only: each row is written with ``pending`` set to
+:data:`PENDING`, and the derived files and placeholders are made afterwards by the follow-up
+job (:mod:`imagegen.pipeline.deriving`), which calls :meth:`Store.derive`. Each original is
+read for a C2PA manifest (:func:`imagegen.provenance.read`) in the run, once it is saved; with
+a signer configured, the follow-up job signs each derived file with the original as its parent
+before it is saved under its content name. Neither ever fails the run: a problem leaves the
+file as it was and a warning on the row.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from imagegen.types import ImageOutput
 
 logger = logging.getLogger("imagegen")
 
+#: The post-processing a new image waits for, as ``GeneratedImage.pending`` records it.
+PENDING = "placeholders,derivatives"
+
 
 @dataclass(frozen=True, kw_only=True)
 class StoredImage:
@@ -44,8 +49,8 @@ class StoredImage:
     info: images.DecodedImage
     sha256: str
     name: str
-    #: Derived files and placeholders: ``GeneratedImage`` field values.
-    extras: dict[str, Any]
+    #: Further ``GeneratedImage`` field values (derived files and placeholders, once made).
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: What the original's Content Credentials say.
     credentials: provenance.Credentials = dataclasses.field(default_factory=provenance.Credentials)
 
@@ -73,9 +78,12 @@ class Store:
         return self._storage
 
     def store(self, outputs: list[ImageOutput]) -> list[StoredImage]:
-        """Check, save and derive each of ``outputs``; raise on a refused or unsaved image."""
+        """Check and save each of ``outputs``; raise on a refused or unsaved image.
+
+        The derived files and placeholders are not made here: the rows are written with
+        ``pending`` set, and the follow-up job makes them (:mod:`imagegen.pipeline.deriving`).
+        """
         stored = []
-        # One image at a time: each is decoded once, and its pixels feed the derived files.
         for output in outputs:
             started = time.monotonic()
             info, image = images.decode_and_open(output.content)
@@ -86,14 +94,13 @@ class Store:
                 name = self.save_file(name, output.content)
                 self.timed("storage_ms", started)
                 credentials = self.read_credentials(output.content, info.mime_type)
-                extras = self.derive(image, original=output.content, original_type=info.mime_type)
             stored.append(
                 StoredImage(
                     output=output,
                     info=info,
                     sha256=digest,
                     name=name,
-                    extras=extras,
+                    extras={"pending": PENDING},
                     credentials=credentials,
                 )
             )
@@ -136,10 +143,11 @@ class Store:
     ) -> dict[str, Any]:
         """Make and save the derived files and placeholders of one stored original.
 
-        A Pillow failure here keeps the original (it passed the checks and was paid for) and
-        leaves a warning; a storage failure fails the run like the original's would. With a
-        signer configured and the ``original`` bytes given, each file is signed first
-        (:meth:`sign_derivatives`).
+        ``decoded`` is the original, decoded once (:func:`imagegen.images.decode_and_open`);
+        every file and placeholder is made from its pixels. A Pillow failure here keeps the
+        original (it passed the checks and was paid for) and leaves a warning; a storage
+        failure raises, so that the follow-up job is tried again. With a signer configured and
+        the ``original`` bytes given, each file is signed first (:meth:`sign_derivatives`).
         """
         started = time.monotonic()
         try:

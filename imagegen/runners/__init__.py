@@ -10,9 +10,12 @@ one is configured. Queued runners dispatch only when the transaction that wrote 
 commits, so a worker never looks for a row that does not exist yet.
 
 :func:`execute` runs one row and then the fallback rows its failure recorded: in this process
-with the immediate runner, through the configured runner otherwise. The worker side of the
-queued runners is :mod:`imagegen.runners.worker`; their settings are
-:mod:`imagegen.runners.options`.
+with the immediate runner, through the configured runner otherwise. A row that succeeded has
+its images' derived files and placeholders still to make: :func:`execute` hands it to
+:meth:`BaseRunner.derive_later`, which queues the follow-up job
+(:mod:`imagegen.pipeline.deriving`) with a queued runner, and runs it after the HTTP response
+(or at once outside a request) with the immediate runner. The worker side of the queued
+runners is :mod:`imagegen.runners.worker`; their settings are :mod:`imagegen.runners.options`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from django.utils.module_loading import import_string
 
 from imagegen.conf import imagegen_settings, register_cache
 from imagegen.exceptions import ImagegenConfigurationError
-from imagegen.models import Generation
+from imagegen.models import Generation, Status
 from imagegen.pipeline import run
+from imagegen.pipeline.deriving import derive_generations
 from imagegen.pipeline.leases import Lease
+from imagegen.signals import after_response
 
 logger = logging.getLogger("imagegen")
 
@@ -53,6 +58,17 @@ class BaseRunner:
         Queued runners dispatch the whole batch from one ``on_commit`` callback.
         """
         return [self.enqueue(generation) for generation in generations]
+
+    def derive_later(self, generation_ids: list[int]) -> None:
+        """Arrange for the derived files and placeholders of these generations' images.
+
+        By default they are made in this process once the transaction commits, after the HTTP
+        response when this is called during a request (:func:`imagegen.signals.after_response`),
+        at once otherwise. Queued runners send a task instead.
+        """
+        if generation_ids:
+            job = functools.partial(derive_generations, list(generation_ids))
+            transaction.on_commit(functools.partial(after_response, job))
 
     def check(self) -> list:
         """Return system-check messages about this runner's setup."""
@@ -85,6 +101,18 @@ class QueuedRunner(BaseRunner):
     def dispatch(self, jobs: list[tuple[int, str]]) -> None:
         """Send ``(pk, provider alias)`` jobs to the workers now."""
         raise NotImplementedError(f"{type(self).__name__} must implement dispatch().")
+
+    def derive_later(self, generation_ids: list[int]) -> None:
+        if generation_ids:
+            transaction.on_commit(functools.partial(self.dispatch_derive, list(generation_ids)))
+
+    def dispatch_derive(self, generation_ids: list[int]) -> None:
+        """Send the follow-up jobs of these generations' images now.
+
+        This default makes them in this process (the worker's, as :func:`execute` runs there);
+        the built-in queued runners send a task of their own.
+        """
+        derive_generations(generation_ids)
 
 
 #: The built-in ``TASK_RUNNER`` names and the runner classes they stand for.
@@ -150,4 +178,7 @@ def execute(
         if not runner.is_immediate:
             return runner.enqueue(result.fallback)
         result = run.run_generation(result.fallback, target=target)
+    if result.generation.status == Status.SUCCEEDED:
+        # Derived files and placeholders come after: never inside generate() or the request.
+        get_runner().derive_later([result.generation.pk])
     return result.generation

@@ -20,6 +20,8 @@ from imagegen.runners.ratelimit import Limit
 TASK_DEFAULTS: dict[str, Any] = {
     # Provider alias -> queue name; aliases not listed go to the runner's default queue.
     "QUEUES": {},
+    # The queue of the follow-up jobs that make derived files ("": the default queue).
+    "DERIVE_QUEUE": "",
     # Provider alias -> {"CONCURRENCY": n, "RATE": "50/m"}, shared by all workers.
     "RATE_LIMITS": {},
     # The CACHES alias the limits are kept in (Redis or Memcached in production).
@@ -67,6 +69,8 @@ def check_task_options(value: Any) -> list[str]:
         isinstance(k, str) and isinstance(v, str) and v for k, v in queues.items()
     ):
         problems.append(f'{where}["QUEUES"] must map provider aliases to queue names.')
+    if not isinstance(options["DERIVE_QUEUE"], str):
+        problems.append(f'{where}["DERIVE_QUEUE"] must be a queue name, or "" for the default.')
     limits = options["RATE_LIMITS"]
     if not isinstance(limits, dict):
         problems.append(f'{where}["RATE_LIMITS"] must map provider aliases to limits.')

@@ -17,6 +17,10 @@ runner again; run it periodically with ``imagegen_sweep --jobs`` (cron) or the
   worker (a live job renews it every ``LEASE / 3`` seconds): it is put back to ``queued`` and
   dispatched, so the next attempt resumes the provider's job if one was accepted, or it is
   failed with code ``worker_lost`` when it has used up ``TASK_OPTIONS["MAX_ATTEMPTS"]``.
+* An image whose derived files and placeholders are still pending ``QUEUED_TIMEOUT`` seconds
+  after it was stored, and that no follow-up job holds, has lost its job (a process restarted
+  before the immediate runner's after-response work ran, a lost task, a storage outage): its
+  generation's follow-up job is dispatched again (:mod:`imagegen.pipeline.deriving`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from django.utils import timezone
 
 from imagegen.models import Generation, Status
+from imagegen.pipeline.deriving import stale_pending
 from imagegen.pipeline.leases import recover_lost
 from imagegen.runners import get_runner
 from imagegen.runners.options import task_options
@@ -50,6 +55,8 @@ class JobSweep:
     resumed: int = 0
     #: Rows of dead workers failed, out of attempts.
     failed: int = 0
+    #: Images whose derived files were still pending, sent to be made again.
+    derived: int = 0
     #: What a dry run would do, one line per row.
     lines: list[str] = field(default_factory=list)
 
@@ -146,6 +153,32 @@ def sweep_jobs(
         stuck_queued(now, queued_after).filter(pk__in=pks).update(updated_at=timezone.now())
         runner.enqueue_many(page)
         tally.redispatched += len(page)
-    if tally.redispatched or tally.resumed or tally.failed:
+    sweep_derivations(now, queued_after, runner, tally, dry_run=dry_run)
+    if tally.redispatched or tally.resumed or tally.failed or tally.derived:
         logger.info("imagegen: job sweep: %s", tally.as_dict())
     return tally
+
+
+def sweep_derivations(
+    now: datetime.datetime, seconds: float, runner: Any, tally: JobSweep, *, dry_run: bool
+) -> None:
+    """Dispatch again the follow-up jobs of images still pending ``seconds`` after storing."""
+    last = 0
+    while True:
+        page = list(
+            stale_pending(now, seconds)
+            .filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "generation_id", "created_at")[:BATCH]
+        )
+        if not page:
+            return
+        last = page[-1][0]
+        if dry_run:
+            tally.lines.extend(
+                f"Would make the derived files of image {pk} (stored {created:%Y-%m-%d %H:%M:%S})"
+                for pk, _generation, created in page
+            )
+        else:
+            runner.derive_later(list(dict.fromkeys(generation for _pk, generation, _c in page)))
+        tally.derived += len(page)

@@ -19,7 +19,7 @@ import imagegen
 from imagegen.management.commands import imagegen_sweep
 from imagegen.models import GeneratedImage, Generation
 from imagegen.storage import get_storage
-from tests.conftest import media_files
+from tests.conftest import deriving, media_files
 from tests.testapp.models import Article, Product
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,9 @@ def sweep(*args: str, **kwargs) -> str:
 
 def generated() -> list[str]:
     """Generate one image (an original and two derived files), dated two hours back."""
-    image = imagegen.generate(prompt="a lake", provider="test").images.get()
+    with deriving():
+        generation = imagegen.generate(prompt="a lake", provider="test")
+    image = generation.images.get()
     names = [image.file.name, *(item["name"] for item in image.derivatives)]
     for name in names:
         age(name, 120)

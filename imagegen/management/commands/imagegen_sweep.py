@@ -5,7 +5,8 @@ They are left by workers killed mid-job, by cleanups that failed (storage down) 
 interpreters that do not free objects at once.
 
 ``imagegen_sweep --jobs`` sweeps stuck jobs instead (see :mod:`imagegen.runners.sweeper`): rows left
-``queued`` are dispatched again, and ``running`` rows whose worker died are resumed or failed.
+``queued`` are dispatched again, ``running`` rows whose worker died are resumed or failed, and
+images whose derived files are still missing have them made.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class Command(BaseCommand):
         "derivative) and no file field of any model uses, once they are older than a grace "
         "period. --dry-run only lists them. With --jobs, sweep stuck jobs instead: dispatch "
         "again the generations left queued, and resume (or fail, when out of attempts) the "
-        "running ones whose worker died."
+        "running ones whose worker died, and have the missing derived files of images made."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -138,7 +139,8 @@ class Command(BaseCommand):
             "--jobs",
             action="store_true",
             help="Sweep stuck jobs instead of files: queued ones are dispatched again, running "
-            'ones without a heartbeat are resumed or failed (IMAGEGEN["TASK_OPTIONS"]).',
+            "ones without a heartbeat are resumed or failed, images still without their derived "
+            'files have them made (IMAGEGEN["TASK_OPTIONS"]).',
         )
         parser.add_argument(
             "--queued-after",
@@ -209,6 +211,10 @@ class Command(BaseCommand):
         self.say(
             f"Jobs: {tally.redispatched:,} stuck in the queue {done} dispatched again; "
             f"{tally.resumed:,} of lost workers {done} resumed, {tally.failed:,} {done} failed."
+        )
+        self.say(
+            f"Images: {tally.derived:,} still waiting for their derived files {done} sent to "
+            "have them made."
         )
 
     def stat(
