@@ -193,12 +193,18 @@ class StabilityProvider(JobProvider):
         if limit is None:
             limit = time.monotonic() + self.poll_timeout
         while time.monotonic() < limit:
-            response = self.request(
-                "GET",
-                f"/v2beta/results/{job_id}",
-                headers={"accept": POLL_ACCEPT[self.accept]},
-                deadline=limit,
-            )
+            try:
+                response = self.request(
+                    "GET",
+                    f"/v2beta/results/{job_id}",
+                    headers={"accept": POLL_ACCEPT[self.accept]},
+                    deadline=limit,
+                )
+            except ProviderUnavailable as err:
+                # Time running out inside a poll is the job's timeout: the paid job may finish.
+                if err.code != "timeout":
+                    raise
+                break
             if response.status_code != 202:  # §1.5: only 202 means in progress
                 return response
             time.sleep(max(0.0, min(self.poll_interval, limit - time.monotonic())))

@@ -316,6 +316,27 @@ def test_a_replacement_that_timed_out_is_retried_by_polling_the_paid_job(setting
 
 
 @pytest.mark.django_db
+def test_time_running_out_inside_a_poll_is_the_jobs_timeout(settings, monkeypatch):
+    server = StabilityServer(in_progress=10_000)
+    STABILITY.configure(settings, server, api_key=KEY, poll_interval=0, poll_timeout=30)
+    real_send = httpx.Client.send
+
+    def slow_poll(client, request, **kwargs):
+        if request.method == "GET":  # the answer to a poll arrives after the deadline
+            raise httpx.ReadTimeout("read timed out", request=request)
+        return real_send(client, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", slow_poll)
+    generation = imagegen.generate(
+        operation="replace_background", source=SOURCE, prompt="a beach", provider="stability"
+    )
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "timeout")
+    assert "a retry polls the same job" in generation.error_message
+    assert generation.provider_job_id
+
+
+@pytest.mark.django_db
 def test_replace_background_needs_a_prompt_or_a_reference(server):
     with pytest.raises(UnsupportedRequest, match="A prompt is required"):
         imagegen.generate(operation="replace_background", source=SOURCE, provider="stability")
