@@ -8,17 +8,22 @@ lists the statements before and after, and why each one that remains is needed.
 
 from __future__ import annotations
 
+import io
 import re
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from PIL import ExifTags, Image, ImageFile
 
 import imagegen
+from imagegen import images
+from imagegen.exceptions import InvalidResponse
 from imagegen.models import BudgetUse, GeneratedImage, ObjectSpend, SpendDay, Status
 from imagegen.runners import ImmediateRunner
 from imagegen.testing import OPENAI, MockAPI, fake_provider_settings, openai_image_response
+from tests.conftest import png_bytes
 from tests.testapp.models import Article
 
 # Real transactions, so BEGIN and COMMIT are the ones a site's request would send.
@@ -197,3 +202,75 @@ def test_a_runner_that_does_not_claim_on_record_gets_the_row_queued(settings, da
     assert QueueingImmediateRunner.seen == [Status.QUEUED]
     assert generation.status == Status.SUCCEEDED
     assert generation.attempts == 1
+
+
+# The image check on the request path ----------------------------------------------------------
+
+
+def damaged_in_its_image_data(png: bytes) -> bytes:
+    """Return ``png`` with one byte of its compressed pixel data changed (the CRC then fails)."""
+    at = png.index(b"IDAT") + 8
+    return png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(damaged_in_its_image_data(png_bytes()), id="damaged"),
+        pytest.param(png_bytes()[:-12], id="no-IEND"),
+        pytest.param(png_bytes()[: len(png_bytes()) // 2], id="cut-in-half"),
+    ],
+)
+def test_a_damaged_png_is_refused_and_its_charge_kept(settings, content):
+    api = MockAPI()
+    api.reply(openai_image_response([content]))
+    settings.IMAGEGEN = {"PROVIDERS": {"default": fake_provider_settings(OPENAI, api)}}
+    article = Article.objects.create(title="Foxes")
+
+    generation = imagegen.generate(prompt="a fox", target=article)
+
+    assert generation.status == Status.FAILED
+    assert generation.error_code == "corrupt_image"
+    assert generation.error_message == "The provider returned a truncated or corrupt image."
+    assert generation.cost > 0  # OpenAI billed the call: the charge stays in the ledger
+    article.refresh_from_db()
+    assert not article.hero
+    assert not GeneratedImage.objects.exists()
+
+
+def test_a_png_is_checked_without_decoding_its_pixels(monkeypatch):
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda image: loads.append(image.format) or real_load(image)
+    )
+
+    info, image = images.decode_and_open(png_bytes(64, 48))
+    with image:
+        assert (info.mime_type, info.width, info.height) == ("image/png", 64, 48)
+        assert loads == []  # the chunks' CRCs were checked, no pixel decoded
+        assert images.clean(image).getpixel((0, 0)) == (200, 30, 30)
+    assert set(loads) == {"PNG"}  # the pixels were decoded on first use
+
+
+def test_a_png_turned_by_exif_reports_its_displayed_size_without_a_decode():
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # a quarter turn
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 20)).save(buffer, "PNG", exif=exif)
+
+    info, image = images.decode_and_open(buffer.getvalue())
+    image.close()
+
+    assert (info.width, info.height) == (20, 40)
+    assert info == images.decode(buffer.getvalue())  # what a full decode says
+
+
+def test_other_formats_are_still_decoded_whole():
+    info, image = images.decode_and_open(png_bytes(32, 16, fmt="JPEG"))
+    with image:
+        assert info.mime_type == "image/jpeg"
+        assert image.getpixel((0, 0))  # already loaded: the decode was the check
+    with pytest.raises(InvalidResponse) as refused:
+        images.decode_and_open(png_bytes(fmt="JPEG")[:200])
+    assert refused.value.code == "corrupt_image"
