@@ -46,10 +46,12 @@ def decode(data: bytes) -> DecodedImage:
 
     Raises :class:`~imagegen.exceptions.InvalidResponse` with a specific ``code``
     (``image_too_large``, ``not_an_image``, ``decompression_bomb``, ``corrupt_image``) and a
-    message an editor can read.
+    message an editor can read. A PNG is checked without decoding its pixels, as by
+    :func:`decode_and_open`.
     """
-    with _open(data) as image:
-        return facts(image)
+    info, image = decode_and_open(data)
+    image.close()
+    return info
 
 
 def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
