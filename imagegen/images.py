@@ -2,7 +2,9 @@
 
 Provider bytes are untrusted input. They are checked for size before parsing, opened with an
 explicit format allow-list, refused above a pixel cap (Pillow's decompression-bomb warning is
-an error here), and fully decoded once so truncated or corrupt data fails before storage.
+an error here), and checked whole so truncated or corrupt data fails before storage: a PNG by
+the CRC of every chunk through ``IEND`` (no pixel decode, which is what costs), any other
+format by a full decode.
 
 :func:`load` gives the pixels for derived files (:mod:`imagegen.derivatives`,
 :mod:`imagegen.lqip`): upright (EXIF orientation applied), in RGB or RGBA, in sRGB where an ICC
@@ -44,19 +46,52 @@ def decode(data: bytes) -> DecodedImage:
 
     Raises :class:`~imagegen.exceptions.InvalidResponse` with a specific ``code``
     (``image_too_large``, ``not_an_image``, ``decompression_bomb``, ``corrupt_image``) and a
-    message an editor can read.
+    message an editor can read. A PNG is checked without decoding its pixels, as by
+    :func:`decode_and_open`.
     """
-    with _open(data) as image:
-        return facts(image)
+    info, image = decode_and_open(data)
+    image.close()
+    return info
 
 
 def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
-    """Check ``data`` like :func:`decode`; return its facts and the loaded image (caller closes).
+    """Check ``data`` like :func:`decode`; return its facts and the image (caller closes).
 
-    The pipeline decodes each provider image once and derives from these pixels.
+    The pipeline checks each provider image before storing it and derives from these pixels.
+    A PNG is checked without decoding its pixels: its chunks are read through ``IEND`` and
+    each one's CRC verified, so a truncated or damaged file is refused, and the image comes
+    back unloaded, its pixels decoded (once) only if something reads them. A PNG whose
+    chunks are intact but whose compressed pixel data is not, which only a deliberately
+    crafted file can be, is then stored, and reading its pixels raises. Other formats come
+    back fully decoded, as from :func:`decode`.
     """
-    image = _open(data)
-    return facts(image), image
+    image = _open(data, load=False)
+    try:
+        if image.format != "PNG":
+            _load(image)
+            return facts(image), image
+        return _verified_png_facts(data), image
+    except BaseException:
+        image.close()
+        raise
+
+
+def _verified_png_facts(data: bytes) -> DecodedImage:
+    """Verify every chunk's CRC of an allowed, capped PNG; return its facts, no pixels decoded."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.verify()  # reads every chunk through IEND, checking each CRC
+            width, height = image.size
+            # Pillow's PNG getexif() would decode the pixels to reach chunks after the image
+            # data; verify() has read them all into ``info`` already.
+            orientation = Image.Image.getexif(image).get(ExifTags.Base.Orientation)
+    except Exception as err:
+        raise InvalidResponse(
+            "The provider returned a truncated or corrupt image.", code="corrupt_image"
+        ) from err
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    return DecodedImage(format="PNG", mime_type=MIME_TYPES["PNG"], width=width, height=height)
 
 
 def facts(image: Image.Image) -> DecodedImage:
@@ -161,8 +196,11 @@ def _to_srgb(image: Image.Image, icc: bytes, mode: str) -> Image.Image | None:
         return None
 
 
-def _open(data: bytes) -> Image.Image:
-    """Open and fully load ``data`` under the byte, format and pixel caps; the caller closes it."""
+def _open(data: bytes, *, load: bool = True) -> Image.Image:
+    """Open and fully load ``data`` under the byte, format and pixel caps; the caller closes it.
+
+    With ``load=False`` the pixels are left to decode on first use (:func:`_load` checks).
+    """
     max_bytes = int(imagegen_settings.MAX_IMAGE_BYTES)
     if len(data) > max_bytes:
         raise InvalidResponse(
@@ -193,18 +231,26 @@ def _open(data: bytes) -> Image.Image:
             width, height = image.size
             if width * height > max_pixels:
                 raise _bomb(width, height, max_pixels)
-            try:
-                image.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-                raise _bomb() from err
-            except Exception as err:
-                raise InvalidResponse(
-                    "The provider returned a truncated or corrupt image.", code="corrupt_image"
-                ) from err
+            if load:
+                _load(image)
         except BaseException:
             image.close()
             raise
     return image
+
+
+def _load(image: Image.Image) -> None:
+    """Decode the pixels of an image :func:`_open` opened; raise InvalidResponse if they fail."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise _bomb() from err
+        except Exception as err:
+            raise InvalidResponse(
+                "The provider returned a truncated or corrupt image.", code="corrupt_image"
+            ) from err
 
 
 def _bomb(width: int = 0, height: int = 0, limit: int = 0) -> InvalidResponse:

@@ -116,11 +116,16 @@ def generate(
     source image (by default the target field's current image); see
     :func:`imagegen.pipeline.planning.make_plan` and "Image operations" in the API docs.
     """
+    runner = get_runner()
+    # The immediate runner runs the row here at once: it is recorded claimed, in the INSERT,
+    # rather than claimed by a second statement.
+    claimed = runner.claims_on_record
     generation = record_request(
         prompt=prompt, preset=preset, provider=provider, target=target, field=field,
-        count=count, user=user, **params,
+        count=count, user=user, claimed=claimed, **params,
     )  # fmt: skip
-    runner = get_runner()
+    if claimed:
+        return runner.run_recorded(generation, target=target)
     if runner.is_immediate:
         # The image is attached to the caller's own instance, so it is up to date on return.
         return runner.enqueue(generation, target=target)

@@ -365,6 +365,10 @@ def _take(item: Applied, amount: Decimal, *, strict: bool = False) -> str:
         if not rows.filter(spent__lte=room).update(reserved=F("reserved") + _amount_value(amount)):
             use.refresh_from_db()
             return _over(item, amount, use.used)
+        if cap.warn is None or use.warned or not cap.limit:
+            # The conditional update kept the total under the cap, and no threshold signal is
+            # due: reading the row back would tell nothing.
+            return ""
     else:
         rows.update(reserved=F("reserved") + _amount_value(amount))
     use.refresh_from_db()
@@ -456,9 +460,10 @@ def settle(
             spent=F("spent") + _amount_value(charged),
             unconfirmed=F("unconfirmed") + _amount_value(unconfirmed),
         )
-    if charged or unconfirmed:
-        configured = caps()
-        for use in BudgetUse.objects.filter(_any_of(_held_caps(held))):
+    configured = caps() if charged or unconfirmed else []
+    # The totals are read back only when a threshold signal may be due.
+    if any(cap.warn is not None for cap in configured):
+        for use in BudgetUse.objects.filter(_any_of(_held_caps(held)), warned=False):
             cap = cap_for(use.cap, configured)
             if cap is not None:
                 _check_threshold(cap, use)

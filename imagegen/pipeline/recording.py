@@ -3,7 +3,8 @@
 :func:`record_request` plans a request, reserves its estimate on the budget caps and saves its
 row, in one transaction; :func:`record_batch` does the same for many objects, reserving the
 whole batch at once when it fits and one by one when it does not, with one ``bulk_create``.
-Rows come back ``queued``: handing them to a runner is the caller's job.
+Rows come back ``queued`` (or, for the immediate runner, already claimed): handing them to a
+runner is the caller's job.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
 from imagegen.exceptions import BudgetExceeded, ImagegenError
-from imagegen.models import Generation
+from imagegen.models import Generation, Status
 from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, Reservation
 from imagegen.pipeline.planning import Plan, make_plan
@@ -26,13 +27,19 @@ from imagegen.storage import content_name, get_storage, save_content
 
 
 def record_request(
-    *, user: Any = None, fallback_of: Generation | None = None, **kwargs: Any
+    *,
+    user: Any = None,
+    fallback_of: Generation | None = None,
+    claimed: bool = False,
+    **kwargs: Any,
 ) -> Generation:
     """Plan ``generate()``'s keyword arguments, reserve the budgets and save the row; return it.
 
     The reservation and the row commit together. Raises
     :class:`~imagegen.exceptions.BudgetExceeded` and the planning errors before anything is
-    written.
+    written. With ``claimed`` the row is saved already claimed (``running``, attempt 1), for
+    a caller that runs it in this process at once (the immediate runner): no other worker
+    ever sees it ``queued``, so the separate claim would only cost a round trip.
     """
     plan = make_plan(**kwargs)
     budget = Budget(user)
@@ -41,6 +48,11 @@ def record_request(
             plan.estimated_cost, preset=_preset(plan), provider=plan.provider.alias
         )
         generation = build_row(plan, user=user, reservation=reservation, fallback_of=fallback_of)
+        if claimed:
+            # What claim() would write, in the INSERT itself.
+            generation.status = Status.RUNNING
+            generation.attempts = 1
+            generation.started_at = generation.created_at
         rollups.insert([generation])  # saves the row and counts it in the rollups
     return generation
 

@@ -71,7 +71,8 @@ def object_key(generation: Generation) -> tuple[int, str] | None:
 
 def insert(rows: list[Generation]) -> list[Generation]:
     """Save new ledger ``rows`` and count them in the rollups, in one transaction; return them."""
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails the caller's write too.
+    with transaction.atomic(savepoint=False):
         if len(rows) == 1:
             rows[0].save(force_insert=True)
         elif rows:
@@ -87,21 +88,27 @@ def insert(rows: list[Generation]) -> list[Generation]:
     return rows
 
 
-def transition(generation: Generation, to: str, **fields: Any) -> bool:
+def transition(
+    generation: Generation, to: str, *, images: int | None = None, **fields: Any
+) -> bool:
     """Do ``generation.transition(to, **fields)`` and count what it changed; return success.
 
     The row's cost and unconfirmed cost before the write are taken from the instance (the
     fenced transition only succeeds if the row is still as this process saw it), so the
     rollups get the difference: a retried row's second charge is added, never its total.
-    Images are counted when the row succeeds, from the rows saved in the same transaction.
+    Images are counted when the row succeeds: ``images`` is how many image rows the caller
+    saved in the same transaction, or, when it is not given, they are counted (one query).
     """
     cost_before = generation.cost or ZERO
     unconfirmed_before = generation.unconfirmed_cost or ZERO
-    with transaction.atomic():
+    # No savepoint: a fenced update that loses writes nothing, and an error fails the
+    # caller's transaction anyway.
+    with transaction.atomic(savepoint=False):
         if not generation.transition(to, **fields):
             return False
-        images = 0
-        if to == Status.SUCCEEDED:
+        if to != Status.SUCCEEDED:
+            images = 0
+        elif images is None:
             images = GeneratedImage.objects.filter(generation=generation).count()
         _count_change(
             generation,
@@ -267,7 +274,7 @@ def _count_change(
     days = {day_key(generation): sums}
     key = object_key(generation)
     objects = {key: _object_sums(sums)} if key is not None else {}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is enough
         _apply(days, objects)
 
 

@@ -70,12 +70,15 @@ def run_generation(
     target: models.Model | None = None,
     lease: Lease | None = None,
     deadline: float | None = None,
+    claimed: bool = False,
 ) -> RunResult:
     """Execute the queued ``generation`` once and return what happened.
 
     See :func:`imagegen.services.run_generation`, which runs the fallback this returns.
+    ``claimed`` says the row was recorded already claimed for this run
+    (:func:`~imagegen.pipeline.recording.record_request`), so it is not claimed again.
     """
-    if not claim(generation, lease):
+    if not claimed and not claim(generation, lease):
         return RunResult(generation=generation)
     run = _Run(
         resumable=bool(generation.provider_job_id),
@@ -195,7 +198,7 @@ def _execute(
         try:
             with transaction.atomic():
                 run.store.save_images(generation, stored, target)
-                finished = _finish(generation, run, Status.SUCCEEDED)
+                finished = _finish(generation, run, Status.SUCCEEDED, images=len(stored))
         except Exception:
             # The writes rolled back: read the row again, so its failure is recorded from the
             # state the database holds, not from the succeeded one this process had set.
@@ -284,7 +287,12 @@ def _joined(ids: list[str]) -> str:
 
 
 def _finish(
-    generation: Generation, run: _Run, status: str, *, error: ImagegenError | None = None
+    generation: Generation,
+    run: _Run,
+    status: str,
+    *,
+    error: ImagegenError | None = None,
+    images: int = 0,
 ) -> Generation:
     timings = {**run.timings}
     for step, value in run.store.timings.items():
@@ -318,13 +326,17 @@ def _finish(
         fields["error_message"] = str(error)[:2000]
     else:  # an earlier attempt's retryable error is history once the job succeeds
         fields["error_code"] = fields["error_message"] = ""
+    # A success is written inside _execute's transaction, which the LeaseLost below rolls back
+    # whole: a savepoint of its own would protect nothing. Any other ending may be written
+    # inside a caller's transaction, which must go on when this row was taken over.
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=status != Status.SUCCEEDED):
             # The caps' running totals change in the transaction that records the charge, and
             # first: recording a row locks them before the rollups too, so two transactions
             # never wait for each other's locks in opposite orders.
             settle(held, charged=run.cost if run.charged else Decimal(0), unconfirmed=unconfirmed)
-            if not rollups.transition(generation, status, **fields):  # counted in the rollups
+            # The fenced update, counted in the rollups.
+            if not rollups.transition(generation, status, images=images, **fields):
                 raise _TakenOver
     except _TakenOver:
         if status == Status.SUCCEEDED:  # roll back the images and the attached field

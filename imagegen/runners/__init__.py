@@ -43,6 +43,9 @@ class BaseRunner:
 
     #: Whether ``enqueue`` returns a finished row.
     is_immediate = False
+    #: Whether :func:`imagegen.generate` records rows already claimed and hands them to
+    #: :meth:`run_recorded` (saving the claim's round trip) instead of ``enqueue``.
+    claims_on_record = False
 
     def enqueue(self, generation: Generation) -> Generation:
         """Arrange for ``generation`` to run; return the row (finished if immediate).
@@ -70,6 +73,10 @@ class BaseRunner:
             job = functools.partial(derive_generations, list(generation_ids))
             transaction.on_commit(functools.partial(after_response, job))
 
+    def run_recorded(self, generation: Generation, *, target: Any = None) -> Generation:
+        """Run a row recorded already claimed for this process; only if ``claims_on_record``."""
+        raise NotImplementedError(f"{type(self).__name__} does not claim rows on record.")
+
     def check(self) -> list:
         """Return system-check messages about this runner's setup."""
         return []
@@ -80,9 +87,18 @@ class ImmediateRunner(BaseRunner):
 
     is_immediate = True
 
+    #: :func:`imagegen.generate` records rows already claimed (``running``, attempt 1) and runs
+    #: them with :meth:`run_recorded`: no other worker ever sees them ``queued``. A subclass
+    #: whose ``enqueue`` must see every new row sets this to False.
+    claims_on_record = True
+
     def enqueue(self, generation: Generation, *, target: Any = None) -> Generation:
         # The row was created a moment ago in this process: hand it over rather than re-read it.
         return execute(generation, target=target)
+
+    def run_recorded(self, generation: Generation, *, target: Any = None) -> Generation:
+        """Run a row recorded already claimed for this process; return it finished."""
+        return execute(generation, target=target, claimed=True)
 
 
 class QueuedRunner(BaseRunner):
@@ -163,15 +179,22 @@ def execute(
     target: models.Model | None = None,
     lease: Lease | None = None,
     deadline: float | None = None,
+    claimed: bool = False,
 ) -> Generation:
     """Run ``generation`` once, then the fallbacks its failure recorded; return the last row.
 
     With the immediate runner each fallback runs here in turn, with the caller's ``target``;
     with a queued runner the first fallback is dispatched and comes back ``queued``. See
-    :func:`imagegen.services.run_generation` for the arguments.
+    :func:`imagegen.services.run_generation` for the arguments; ``claimed`` says the row was
+    recorded already claimed for this run (:meth:`ImmediateRunner.run_recorded`).
     """
     result = run.run_generation(
-        generation, retrying=retrying, target=target, lease=lease, deadline=deadline
+        generation,
+        retrying=retrying,
+        target=target,
+        lease=lease,
+        deadline=deadline,
+        claimed=claimed,
     )
     while result.fallback is not None:
         runner = get_runner()
