@@ -162,7 +162,9 @@
     for (const name of Object.keys(fields || {})) {
       const slot = this.root.querySelector('[data-imagegen-error="' + name + '"]');
       const list = fields[name];
-      if (!slot || !list || !list.length || slot.closest('[hidden]')) { continue; }
+      if (!slot || !list || !list.length || slot.parentElement.closest('[hidden]')) {
+        continue;
+      }
       slot.textContent = list[0].message;
       slot.hidden = false;
       const control = this.input(name);
