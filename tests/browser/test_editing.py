@@ -192,7 +192,7 @@ def test_paint_a_mask_on_a_candidate_inpaint_pick_and_save(page, live_server, pa
 
     box.get_by_role("button", name="Generate", exact=True).click()
     expect(box.get_by_role("radio", name="Candidate 1", exact=True)).to_be_visible(
-        timeout=TIMEOUT_MS
+        timeout=RUN_TIMEOUT
     )
     first = newest_generation(article, "hero").images.get()
 
