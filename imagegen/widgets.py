@@ -74,10 +74,6 @@ SCRIPT_STRINGS = {
     "edit_image": _("Edit this image"),
     "candidate_source": _("Candidate %(number)s"),
     "history_source": _("Image #%(id)s from the history"),
-    "no_source": _(
-        "Choose a source image: the current one, a candidate, one from the history, "
-        "or upload a photo."
-    ),
     "selection": _(
         "Selection: %(width)s by %(height)s pixels, %(left)s from the left and "
         "%(top)s from the top. Press Enter to add it to the mask."

@@ -207,7 +207,9 @@
       function (event) {
         if (event.key !== 'Enter' || event.defaultPrevented) { return; }
         const target = event.target;
-        if (target.tagName === 'TEXTAREA' || target.tagName === 'BUTTON') { return; }
+        if (target.tagName === 'TEXTAREA' || target.tagName === 'BUTTON' || target.type === 'file') {
+          return;
+        }
         event.preventDefault();
       });
     for (const name of ['prompt', 'preset', 'provider', 'count']) {
