@@ -67,6 +67,7 @@
     this.sourceUrl = '';
     this.sourceSize = null;
     this.objectUrl = '';
+    this.objectFile = null;
     this.painter = null;
     const canvas = root.querySelector('[data-imagegen-mask]');
     if (canvas && window.ImagegenMask) {
@@ -543,9 +544,11 @@
     const upload = this.input('upload');
     const uploadPart = this.root.querySelector('[data-imagegen-part="upload"]');
     uploadPart.hidden = source.value !== 'upload';
-    if (this.objectUrl) {
+    const file = upload.files.length ? upload.files[0] : null;
+    if (this.objectUrl && (source.value !== 'upload' || file !== this.objectFile)) {
       URL.revokeObjectURL(this.objectUrl);
       this.objectUrl = '';
+      this.objectFile = null;
     }
     let url = '';
     let size = null;
@@ -553,10 +556,12 @@
       const current = this.root.querySelector('img.imagegen-current');
       url = current ? current.getAttribute('src') : '';
     } else if (source.value === 'upload') {
-      if (upload.files.length) {
-        this.objectUrl = URL.createObjectURL(upload.files[0]);
-        url = this.objectUrl;
+      // The same file keeps its URL, so switching the operation keeps the painted mask.
+      if (file && !this.objectUrl) {
+        this.objectUrl = URL.createObjectURL(file);
+        this.objectFile = file;
       }
+      url = this.objectUrl;
     } else {
       const option = source.options[source.selectedIndex];
       url = option.dataset.url || '';
