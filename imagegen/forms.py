@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.db import models
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from imagegen.catalog import retiring
@@ -85,17 +86,7 @@ class GenerateForm(forms.Form):
     )
     preset = forms.ChoiceField(label=_("Preset"))
     provider = forms.ChoiceField(label=_("Provider"), required=False)
-    count = forms.IntegerField(
-        label=_("Images"),
-        min_value=1,
-        max_value=MAX_COUNT,
-        initial=1,
-        # One message for every way of getting it wrong, in the editor's words.
-        error_messages={
-            key: _("Choose 1 to %(max)s images.") % {"max": MAX_COUNT}
-            for key in ("required", "invalid", "min_value", "max_value")
-        },
-    )
+    count = forms.IntegerField(label=_("Images"), min_value=1, max_value=MAX_COUNT, initial=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,6 +113,18 @@ class EditForm(GenerateForm):
     message next to its control before anything is planned.
     """
 
+    count = forms.IntegerField(
+        label=_("Images"),
+        min_value=1,
+        max_value=MAX_COUNT,
+        initial=1,
+        # One message for every way of getting it wrong, in the editor's words, shown next to
+        # the input by the widget.
+        error_messages={
+            key: format_lazy(_("Choose 1 to {max} images."), max=MAX_COUNT)
+            for key in ("required", "invalid", "min_value", "max_value")
+        },
+    )
     operation = forms.ChoiceField(
         label=_("What to do"),
         required=False,
