@@ -27,7 +27,7 @@ from imagegen.pipeline import rollups
 from imagegen.pipeline.budgets import Budget, settle
 from imagegen.pipeline.inputs import current_image, outpaint_padding
 from imagegen.pipeline.leases import Lease
-from imagegen.pipeline.planning import Plan, make_plan
+from imagegen.pipeline.planning import Offer, Plan, make_plan, offers
 from imagegen.pipeline.recording import record_batch, record_request
 from imagegen.pipeline.run import is_resumable
 from imagegen.pipeline.storing import attach, clear_selected, mark_selected
@@ -55,6 +55,7 @@ __all__ = [
     "iter_generate_many",
     "mark_selected",
     "nothing_to_do",
+    "operations_for",
     "plan",
     "resume_job",
     "retry",
@@ -145,6 +146,17 @@ def plan(**kwargs: Any) -> Plan:
 def estimate(**kwargs: Any) -> Decimal:
     """Return what :func:`generate` with the same arguments would cost; call and write nothing."""
     return plan(**kwargs).estimated_cost
+
+
+def operations_for(target: models.Model, field: str | None = None) -> tuple[Offer, ...]:
+    """Return the operations on a source image that an editor can ask for on ``target``'s field.
+
+    A field that names its own provider offers only that provider's operations (an editor's
+    choice of provider is checked when planning); otherwise every configured provider counts.
+    """
+    model_field = resolve_field(target, field)
+    alias = getattr(model_field, "provider", None)
+    return offers((alias,) if alias else None)
 
 
 def generate_many(

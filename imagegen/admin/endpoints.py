@@ -1,4 +1,9 @@
-"""The admin's JSON endpoints: estimate, generate, status and history for one image field.
+"""The admin's JSON endpoints: estimate, generate, edit, status and history for one image field.
+
+``estimate``, ``generate`` and ``edit`` take the Generate widget's request as a form, multipart
+when it carries files (an uploaded photo, a painted mask, a reference image); a body over
+:func:`upload_cap` is refused before it is read. ``edit`` is ``generate`` for an operation on a
+source image.
 
 Every endpoint is mounted by :class:`imagegen.admin.ImageGenAdminMixin` under its model's admin
 URLs, takes POST only (so CSRF protection covers reads too: a status poll shows prompts and
@@ -22,10 +27,11 @@ from django.views.decorators.csrf import csrf_protect
 
 from imagegen import services
 from imagegen.admin.history import field_history, generation_json
+from imagegen.conf import imagegen_settings
 from imagegen.exceptions import ImagegenError
 from imagegen.fields import generated_fields
-from imagegen.forms import GenerateForm
-from imagegen.models import Generation
+from imagegen.forms import EditForm
+from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.money import format_cost
 
 if TYPE_CHECKING:
@@ -35,6 +41,16 @@ if TYPE_CHECKING:
 MAX_POLL = 50
 #: Ids at or above this fit no primary key (a signed 64-bit integer).
 MAX_ID = 2**63
+#: Room in a request for its form fields and multipart framing, besides its files.
+FORM_ROOM = 1024 * 1024
+#: A stand-in mask for estimating an operation that needs one before it is painted: the cost
+#: does not depend on the mask, only on the source and the output.
+ESTIMATE_MASK = (0, 0, 1, 1)
+
+
+def upload_cap() -> int:
+    """Return the largest request body the widget's endpoints read: three images and the form."""
+    return 3 * int(imagegen_settings.MAX_IMAGE_BYTES) + FORM_ROOM
 
 
 def can_generate(
@@ -62,6 +78,18 @@ def endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
     ) -> JsonResponse:
         if request.method != "POST":
             return JsonResponse({"error": _("Use POST.")}, status=405)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > upload_cap():
+            return JsonResponse(
+                {
+                    "error": _("The upload is too large: at most %(size)s MB in all.")
+                    % {"size": upload_cap() // (1024 * 1024)}
+                },
+                status=413,
+            )
         if not can_generate(request, model_admin):
             return forbidden()
         obj = model_admin.get_object(request, object_id)
@@ -77,19 +105,40 @@ def endpoint(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
 
 
 def _requested(
-    request: HttpRequest, obj: models.Model, field: str, call: Callable[..., Any]
+    request: HttpRequest,
+    obj: models.Model,
+    field: str,
+    call: Callable[..., Any],
+    *,
+    estimating: bool = False,
+    editing: bool = False,
 ) -> Any:
-    """Validate the posted request and pass it to ``call``; errors become a 400 response."""
-    form = GenerateForm(request.POST)
+    """Validate the posted request and pass it to ``call``; errors become a 400 response.
+
+    Field errors come back as ``{"errors": {field: [{"message": ...}]}}`` so the widget can put
+    each next to its control; a refusal of the pipeline (no provider can, a budget) as
+    ``{"error": message}``.
+    """
+    succeeded = Generation.objects.for_object(obj, field).filter(status=Status.SUCCEEDED)
+    form = EditForm(
+        request.POST,
+        request.FILES,
+        images=GeneratedImage.objects.filter(generation__in=succeeded),
+        has_current=bool(getattr(obj, field)),
+    )
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    kwargs = form.generate_kwargs()
+    if editing and "operation" not in kwargs:
+        message = _("Choose what to do with the image.")
+        return JsonResponse({"errors": {"operation": [{"message": message}]}}, status=400)
+    if form.needs_mask():
+        if not estimating:
+            message = _("Paint the area to change first.")
+            return JsonResponse({"errors": {"mask": [{"message": message}]}}, status=400)
+        kwargs["mask"] = ESTIMATE_MASK
     try:
-        return call(
-            prompt=form.cleaned_data["prompt"] or None,
-            target=obj,
-            field=field,
-            **form.generate_kwargs(),
-        )
+        return call(prompt=form.cleaned_data["prompt"] or None, target=obj, field=field, **kwargs)
     except (ImagegenError, ValidationError) as err:
         return JsonResponse({"error": str(err)}, status=400)
 
@@ -99,7 +148,7 @@ def estimate_view(
     request: HttpRequest, model_admin: Any, obj: models.Model, field: str
 ) -> JsonResponse:
     """Return what the requested generation would cost, without calling anything."""
-    amount = _requested(request, obj, field, services.estimate)
+    amount = _requested(request, obj, field, services.estimate, estimating=True)
     if isinstance(amount, JsonResponse):
         return amount
     return JsonResponse({"estimate": str(amount), "display": format_cost(amount)})
@@ -112,6 +161,23 @@ def generate_view(
     """Generate candidates for the field; they are attached only when the editor saves one."""
     generation = _requested(
         request, obj, field, functools.partial(services.generate, user=request.user, attach=False)
+    )
+    if isinstance(generation, JsonResponse):
+        return generation
+    return JsonResponse({"generation": generation_json(generation)}, status=201)
+
+
+@endpoint
+def edit_view(
+    request: HttpRequest, model_admin: Any, obj: models.Model, field: str
+) -> JsonResponse:
+    """Run an operation on a source image; the results are candidates, as for generate."""
+    generation = _requested(
+        request,
+        obj,
+        field,
+        functools.partial(services.generate, user=request.user, attach=False),
+        editing=True,
     )
     if isinstance(generation, JsonResponse):
         return generation

@@ -145,6 +145,7 @@ class ImageGenAdminMixin:
         for action, view in (
             ("estimate", endpoints.estimate_view),
             ("generate", endpoints.generate_view),
+            ("edit", endpoints.edit_view),
             ("status", endpoints.status_view),
             ("history", endpoints.history_view),
         ):
@@ -157,7 +158,7 @@ class ImageGenAdminMixin:
         prefix = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_imagegen_"
         return {
             action: reverse(prefix + action, args=[obj.pk, field])
-            for action in ("estimate", "generate", "status", "history")
+            for action in ("estimate", "generate", "edit", "status", "history")
         }
 
     # --- the change form: widget, picks, total ---------------------------------------------------

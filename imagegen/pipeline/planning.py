@@ -305,6 +305,47 @@ def _capable(alias: str, inputs: Inputs) -> bool:
         return False
 
 
+@dataclass(frozen=True, kw_only=True)
+class Offer:
+    """What the configured providers, taken together, can do with one operation on a source."""
+
+    operation: str
+    #: "none", "optional" or "required": whether the operation takes a mask on some provider,
+    #: and whether every provider that can do it needs one.
+    mask: str = "none"
+    #: The most reference images any of those providers takes with it.
+    max_references: int = 0
+
+
+def offers(aliases: tuple[str, ...] | None = None) -> tuple[Offer, ...]:
+    """Return the operations on a source image that ``aliases`` (default: all configured) can do.
+
+    They come in the order of :data:`imagegen.types.OPERATIONS`; ``generate`` is not one of
+    them. A provider that cannot be built offers nothing.
+    """
+    supports: dict[str, list[Any]] = {}
+    for alias in providers if aliases is None else aliases:
+        try:
+            backend = get_provider(alias)
+            capabilities = backend.model_info(backend.model).capabilities
+        except (ImagegenError, ImproperlyConfigured):
+            continue
+        for operation in backend.operations:
+            support = capabilities.support(operation)
+            if operation != "generate" and support is not None:
+                supports.setdefault(operation, []).append(support)
+    result = []
+    for operation in OPERATIONS:
+        found = supports.get(operation)
+        if not found:
+            continue
+        masks = {support.mask for support in found}
+        mask = masks.pop() if len(masks) == 1 else "optional"
+        references = max(support.max_references for support in found)
+        result.append(Offer(operation=operation, mask=mask, max_references=references))
+    return tuple(result)
+
+
 def _edit_target(
     source: Any, target: models.Model | None, field: str | None
 ) -> tuple[models.Model | None, str | None]:
