@@ -18,6 +18,11 @@ REFERENCE_CHECKED = datetime.date(2026, 11, 16)
 DEPRECATIONS = "https://developers.openai.com/api/docs/deprecations"
 #: OpenAI's Images API reference: the model list.
 IMAGES_REFERENCE = "https://developers.openai.com/api/reference/resources/images/methods/generate"
+#: OpenAI's Batch API FAQ: every model that has a Batch API runs at 50% of the synchronous price,
+#: and an expired batch bills the work it finished.
+BATCH_FAQ = "https://help.openai.com/en/articles/9197833-batch-api-faq"
+#: What a batch costs of the synchronous price (the Batch API's 50% discount).
+BATCH_FACTOR = Decimal("0.5")
 #: OpenAI's model pages, where each model's token prices are listed.
 MODEL_PAGE = "https://developers.openai.com/api/docs/models/{}"
 
@@ -99,8 +104,20 @@ _SIZED = ("gpt-image-1", "chatgpt-image")
 
 def _openai(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
     caps = _GPT_IMAGE_1_CAPS if model_id.startswith(_SIZED) else _GPT_IMAGE_2_CAPS
+    # /v1/images/generations and /v1/images/edits are Batch API endpoints (provider-apis.md
+    # §2.1): every GPT-image model can run in a batch, at the FAQ's 50%.
+    kwargs["sources"] = {
+        **kwargs["sources"],
+        "batch_factor": Source(url=BATCH_FAQ, checked=CHECKED),
+    }
     return ModelInfo(
-        provider="openai", id=model_id, label=label, capabilities=caps, price=price, **kwargs
+        provider="openai",
+        id=model_id,
+        label=label,
+        capabilities=caps,
+        price=price,
+        batch_factor=BATCH_FACTOR,
+        **kwargs,
     )
 
 

@@ -72,13 +72,18 @@ def running_timeout(options: dict[str, Any]) -> float:
 def stuck_queued(now: datetime.datetime, seconds: float) -> Any:
     """Return the ``queued`` rows unchanged for ``seconds``."""
     cutoff = now - datetime.timedelta(seconds=seconds)
-    return Generation.objects.filter(status=Status.QUEUED, updated_at__lt=cutoff)
+    # Rows of a provider batch wait for the batch, not for a worker: poll_batches() has them.
+    return Generation.objects.filter(
+        status=Status.QUEUED, updated_at__lt=cutoff, provider_batch__isnull=True
+    )
 
 
 def stuck_running(now: datetime.datetime, seconds: float) -> Any:
     """Return the ``running`` rows without a heartbeat for ``seconds``."""
     cutoff = now - datetime.timedelta(seconds=seconds)
-    return Generation.objects.filter(status=Status.RUNNING, updated_at__lt=cutoff)
+    return Generation.objects.filter(
+        status=Status.RUNNING, updated_at__lt=cutoff, provider_batch__isnull=True
+    )
 
 
 def _chunks(queryset: Any) -> Iterator[list[Generation]]:
