@@ -1,5 +1,6 @@
 """OpenAI's Images API: GPT-image models, generations as JSON and edits as multipart.
 
+Batches (half price, within 24 hours) are :mod:`imagegen.providers.openai_batch`'s.
 The wire protocol follows provider-apis.md §2: ``POST /images/generations`` with a JSON body and
 ``POST /images/edits`` with repeated ``image[]`` parts and an optional ``mask``; images come back
 only as ``b64_json``, and the bill is the ``usage`` token counts at the model's token prices.
@@ -27,6 +28,7 @@ from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import CHANGE_PROMPT, ApiError
 from imagegen.providers.http.inputs import file_part
 from imagegen.providers.http.outputs import FORMAT_MIME, count, image_output
+from imagegen.providers.openai_batch import OpenAIBatch
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 # §2.6: a safety refusal is a 400 coded moderation_blocked (content_policy_violation was DALL·E's).
@@ -50,8 +52,8 @@ _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 MAX_EDIT_IMAGES = 16
 
 
-class OpenAIProvider(HttpProvider):
-    """Generate and edit images with OpenAI's GPT-image models.
+class OpenAIProvider(OpenAIBatch, HttpProvider):
+    """Generate and edit images with OpenAI's GPT-image models, one by one or in batches.
 
     OPTIONS besides the common ones (defaults for every request; ``ImageRequest.extra`` overrides
     any API field per request): ``quality``, ``background``, ``moderation``,
