@@ -220,11 +220,11 @@ class FakeOpenAIBatches:
         batch["request_counts"] = {"total": len(lines), "completed": completed, "failed": failed}
         batch["status"] = status
         if errors:
-            batch["errors"] = {
-                "object": "list",
-                "data": [{"code": "invalid_request", "message": m, "param": None, "line": None}
-                         for m in errors],  # fmt: skip
-            }
+            data = [
+                {"code": "invalid_request", "message": message, "param": None, "line": None}
+                for message in errors
+            ]
+            batch["errors"] = {"object": "list", "data": data}
 
     def _file(self, entries: list[dict[str, Any]]) -> str:
         file_id = f"file-{next(self._ids)}"
