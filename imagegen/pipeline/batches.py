@@ -317,6 +317,8 @@ class BatchSweep:
     succeeded: int = 0
     failed: int = 0
     finished: int = 0
+    #: Batches whose poll failed (a provider outage); they are polled again next time.
+    errors: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -352,6 +354,10 @@ def poll_batches(*, now: datetime.datetime | None = None) -> BatchSweep:
             continue
         try:
             poll(batch, tally)
+        except ImagegenError as err:
+            # A provider outage: the batch stays open and the next sweep polls it again.
+            logger.warning("imagegen: batch %s could not be polled: %s", batch.pk, err)
+            tally.errors += 1
         finally:
             ProviderBatch.objects.filter(pk=batch.pk).update(locked_until=None)
     if tally.polled:

@@ -13,6 +13,9 @@ runner again; run it periodically with ``imagegen_sweep --jobs`` (cron) or the
 
 * A row ``queued`` with no change for ``TASK_OPTIONS["QUEUED_TIMEOUT"]`` seconds is
   dispatched again. A duplicate of a job that is in a queue after all does nothing.
+* Rows of a provider batch (``mode="batch"``) are left alone: :func:`sweep_batches` (also run
+  by the ``imagegen.sweep_jobs`` task, and by ``imagegen_sweep --batches``) submits the
+  batches a killed process did not, and polls the open ones, storing their results.
 * A row ``running`` whose ``updated_at`` is older than :func:`running_timeout` has lost its
   worker (a live job renews it every ``LEASE / 3`` seconds): it is put back to ``queued`` and
   dispatched, so the next attempt resumes the provider's job if one was accepted, or it is
@@ -30,6 +33,7 @@ from typing import Any
 from django.utils import timezone
 
 from imagegen.models import Generation, Status
+from imagegen.pipeline.batches import BatchSweep, poll_batches
 from imagegen.pipeline.leases import recover_lost
 from imagegen.runners import get_runner
 from imagegen.runners.options import task_options
@@ -57,6 +61,11 @@ class JobSweep:
         data = asdict(self)
         data.pop("lines")
         return data
+
+
+def sweep_batches() -> BatchSweep:
+    """Submit the provider batches left unsubmitted and poll the open ones; return a tally."""
+    return poll_batches()
 
 
 def running_timeout(options: dict[str, Any]) -> float:
