@@ -75,12 +75,12 @@ def test_costs_separate_batch_spend(fake, django_capture_on_commit_callbacks, se
         run("imagegen_generate", "testapp.Product", "photo", "--batch")
     fake.finish(ProviderBatch.objects.get().batch_id)
     run("imagegen_sweep", "--batches")
-    report = json.loads(run("imagegen_costs", "--format", "json"))
+    report = json.loads(run("imagegen_costs", "--format", "json", "--batch"))
     batch_cost = sum(row.cost for row in Generation.objects.all())
     assert Decimal(report["total"]["batch_cost"]) == batch_cost
     assert Decimal(report["total"]["cost"]) == batch_cost
-    assert "Batch ($)" in run("imagegen_costs")
-
-
-def test_costs_without_batches_keep_their_columns(fake):
+    assert "Batch ($)" in run("imagegen_costs", "--batch")
     assert "Batch" not in run("imagegen_costs")
+    csv = run("imagegen_costs", "--batch", "--by", "model", "--format", "csv").splitlines()
+    assert csv[0].endswith(",batch_cost")
+    assert csv[1].endswith(f",{batch_cost:.6f}")

@@ -4,9 +4,9 @@ Reports by provider, model, month, preset or user read the daily rollup
 (:class:`~imagegen.models.SpendDay`), a few thousand rows at any ledger size; a report by object,
 or one restricted to some statuses, reads the ledger itself.
 
-When any generation of the report ran in a provider batch (a bulk run "within 24 hours", at
-the batch price), a "Batch ($)" column says how much of each group's actual cost was batch
-spend (``batch_cost`` in CSV and JSON): one more query, over the batched rows only.
+``--batch`` adds a "Batch ($)" column: how much of each group's actual cost was spent in
+provider batches (bulk runs "within 24 hours", at the batch price), ``batch_cost`` in CSV and
+JSON; one more query, over the batched rows only.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def label(by: str, values: dict[str, Any]) -> str:
 def batch_costs(
     by: str, since: datetime.date | None, until: datetime.date | None, statuses: list[str]
 ) -> dict[str, Decimal]:
-    """Return the actual cost spent in provider batches per group label; {} without any."""
+    """Return the actual cost spent in provider batches per group label."""
     filters: dict[str, Any] = {"provider_batch__isnull": False}
     if since:
         filters["created_at__gte"] = start_of(since)
@@ -167,6 +167,12 @@ class Command(BaseCommand):
             choices=Status.values,
             help="Only generations in this status; repeat for several (default: every status).",
         )
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Add a Batch column: the part of each group's actual cost spent in provider "
+            "batches (bulk runs within 24 hours, at the batch price).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         by, fmt = options["by"], options["format"]
@@ -179,8 +185,8 @@ class Command(BaseCommand):
         if since and until and since > until:
             raise CommandError("--since is after --until; the report would be empty.")
         rows = self.report(by, since, until, options["status"] or [])
-        batch = batch_costs(by, since, until, options["status"] or [])
-        if batch:
+        batch = batch_costs(by, since, until, options["status"] or []) if options["batch"] else None
+        if batch is not None:
             for row in rows:
                 row.batch_cost = batch.get(row.group, Decimal(0))
         total = Row(
@@ -189,7 +195,7 @@ class Command(BaseCommand):
             images=sum(r.images for r in rows),
             estimated_cost=sum((r.estimated_cost for r in rows), Decimal(0)),
             cost=sum((r.cost for r in rows), Decimal(0)),
-            batch_cost=sum(batch.values(), Decimal(0)) if batch else None,
+            batch_cost=sum(batch.values(), Decimal(0)) if batch is not None else None,
         )
         writer = {"table": self.write_table, "csv": self.write_csv, "json": self.write_json}
         writer[fmt](by, rows, total)
