@@ -42,6 +42,7 @@ __all__ = [
     "BulkResult",
     "NotRetryable",
     "attach",
+    "batch_estimate",
     "cancel",
     "cancel_batch",
     "clear_selected",
@@ -144,6 +145,33 @@ def estimate(*, mode: str = "now", **kwargs: Any) -> Decimal:
     ``mode="batch"`` gives the price of the same request in a provider batch (about half).
     """
     return plan(mode=mode, **kwargs).estimated_cost
+
+
+def batch_estimate(
+    planned: Plan, cache: dict[tuple[str, str], Decimal | None] | None = None
+) -> Decimal | None:
+    """Return what ``planned`` would cost in a provider batch, or None if it cannot run in one.
+
+    ``cache`` (a dict the caller keeps) remembers each alias and model's batch price share,
+    for estimating many objects at once.
+    """
+    if len(planned.calls) != 1:
+        return None
+    key = (planned.provider.alias, planned.calls[0].model or "")
+    if cache is None or key not in cache:
+        try:
+            factor: Decimal | None = batches.batch_factor(
+                batches.batch_provider(key[0]), key[1] or None
+            )
+        except ImagegenError:
+            factor = None
+        if cache is None:
+            cache = {}
+        cache[key] = factor
+    factor = cache[key]
+    if factor is None:
+        return None
+    return (planned.estimated_cost * factor).quantize(batches.CENT_FRACTION)
 
 
 def _check_mode(mode: str) -> None:
