@@ -141,6 +141,26 @@ class FakeOpenAIBatches:
 
     # Test controls -----------------------------------------------------------------------
 
+    def save(self, directory: str) -> None:
+        """Write the fake's batches and files to ``directory``, for :meth:`load` elsewhere
+        (another process polling the same batches)."""
+        state = {
+            "batches": self.batches,
+            "files": {name: content.decode() for name, content in self.files.items()},
+        }
+        with open(f"{directory}/openai_batches.json", "w") as out:
+            json.dump(state, out)
+
+    @classmethod
+    def load(cls, directory: str) -> FakeOpenAIBatches:
+        """Return a fake holding the batches and files :meth:`save` wrote to ``directory``."""
+        with open(f"{directory}/openai_batches.json") as source:
+            state = json.load(source)
+        fake = cls()
+        fake.batches = state["batches"]
+        fake.files = {name: content.encode() for name, content in state["files"].items()}
+        return fake
+
     def lines(self, batch_id: str) -> list[dict[str, Any]]:
         """Return the request lines of a batch's input file."""
         content = self.files[self.batches[batch_id]["input_file_id"]]
