@@ -391,6 +391,15 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
     if not is_resumable(generation):
         # The old job ended at the provider (or there was none): this run sends a new request.
         fields["provider_job_id"] = ""
+    if generation.provider_batch_id is not None:
+        # Its batch has ended: the retry is an ordinary call (at the synchronous price), which
+        # the job sweeper looks after like any other.
+        fields["provider_batch"] = None
+        fields["provider_job_id"] = ""
+        fields["warnings"].append(
+            f"It ran in provider batch #{generation.provider_batch_id} before; the retry is "
+            "a call of its own, at the synchronous price."
+        )
     # ``attempts`` is left alone. It is the fencing token: the claim of the next run makes it
     # attempts + 1, and a worker of an earlier attempt that is still alive (one failed as
     # "worker_lost" while it hung) stays fenced out only if the number never comes back. The

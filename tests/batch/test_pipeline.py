@@ -253,3 +253,22 @@ def test_the_job_sweeper_leaves_batched_rows_alone(bulk, fake):
 
 def _minutes(n: int) -> datetime.timedelta:
     return datetime.timedelta(minutes=n)
+
+
+def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
+    result = bulk(products(1), "photo")
+    (batch,) = result.provider_batches
+    batch.refresh_from_db()
+    fake.finish(batch.batch_id, status="expired", only=0)
+    services.poll_batches()
+    row = Generation.objects.get()
+    assert row.status == Status.FAILED
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "PROVIDERS": {
+        **settings.IMAGEGEN["PROVIDERS"],
+        "openai": {"BACKEND": "imagegen.providers.locmem.LocmemProvider"},
+    }}  # fmt: skip
+    services.retry(row)
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+    assert row.provider_batch is None and not row.is_batch
+    assert any("provider batch" in warning for warning in row.warnings)
