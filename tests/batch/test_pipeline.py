@@ -6,6 +6,8 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from imagegen import services
 from imagegen.exceptions import ProviderUnavailable, UnsupportedRequest
@@ -272,3 +274,20 @@ def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
     assert row.status == Status.SUCCEEDED
     assert row.provider_batch is None and not row.is_batch
     assert any("provider batch" in warning for warning in row.warnings)
+
+
+def test_queries_per_row_stay_constant_when_submitting_and_ingesting(bulk, fake):
+    def run(n: int) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as submitting:
+            (batch,) = bulk(products(n), "photo").provider_batches
+        batch.refresh_from_db()
+        fake.finish(batch.batch_id)
+        with CaptureQueriesContext(connection) as ingesting:
+            services.poll_batches()
+        return len(submitting), len(ingesting)
+
+    few_submit, few_ingest = run(10)
+    many_submit, many_ingest = run(40)
+    assert many_submit <= few_submit + 40  # the rows' few statements per chunk, not per row
+    assert many_ingest <= 4 * few_ingest + 10
+    assert Generation.objects.filter(status=Status.SUCCEEDED).count() == 50
