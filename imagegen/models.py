@@ -241,6 +241,19 @@ class Generation(models.Model):
         help_text=_("The bulk run this generation belongs to, such as one admin action."),
     )
 
+    provider_batch = models.ForeignKey(
+        "ProviderBatch",
+        verbose_name=_("provider batch"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="generations",
+        help_text=_(
+            "The provider's batch job this generation ran in, at the batch price (a bulk run "
+            '"within 24 hours").'
+        ),
+    )
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),
@@ -296,6 +309,11 @@ class Generation(models.Model):
         return self.status in FINISHED
 
     @property
+    def is_batch(self) -> bool:
+        """Return whether this generation ran in a provider's batch job, at the batch price."""
+        return self.provider_batch_id is not None
+
+    @property
     def job_ids(self) -> list[str]:
         """Return the provider job id of each call ("" for a call the provider never accepted)."""
         return self.provider_job_id.split(JOB_SEPARATOR) if self.provider_job_id else []
@@ -325,6 +343,106 @@ class Generation(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         return True
+
+
+class BatchStatus(models.TextChoices):
+    """Where a provider batch is: ``pending`` until submitted, then the provider's state.
+
+    The provider states are those of :data:`imagegen.providers.batching.STATES`.
+    """
+
+    PENDING = "pending", _("Not submitted yet")
+    VALIDATING = "validating", _("Validating")
+    IN_PROGRESS = "in_progress", _("In progress")
+    FINALIZING = "finalizing", _("Finalizing")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+    CANCELLING = "cancelling", _("Cancelling")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+#: Batch statuses after which nothing changes any more.
+BATCH_FINISHED = frozenset(
+    {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLED}
+)
+
+
+class ProviderBatch(models.Model):
+    """One batch job at a provider: many generations run together at the batch price.
+
+    The row is written, with its ``key``, before the provider is called, and the provider's
+    ``batch_id`` is recorded the moment the provider returns it: a batch whose id was lost in
+    a crash is found again by its key (``batch_find``), never submitted twice.
+    """
+
+    provider = models.CharField(_("provider alias"), max_length=100)
+    model = models.CharField(_("model"), max_length=200, blank=True, default="")
+    #: What the provider calls the batch ("batch_abc123", "batches/xyz"); empty until known.
+    batch_id = models.CharField(
+        _("provider batch id"), max_length=200, null=True, blank=True, default=None
+    )
+    key = models.CharField(
+        _("idempotency key"),
+        max_length=64,
+        unique=True,
+        help_text=_("imagegen's label of the batch at the provider, to find it after a crash."),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING
+    )
+    provider_status = models.CharField(_("provider status"), max_length=64, blank=True, default="")
+    total = models.PositiveIntegerField(_("requests"), default=0)
+    completed = models.PositiveIntegerField(_("done"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    #: Estimated size of the batch's request data, to keep under the provider's byte limit.
+    size = models.PositiveBigIntegerField(_("bytes"), default=0)
+    output = models.JSONField(
+        _("output references"),
+        default=dict,
+        blank=True,
+        help_text=_("Where the provider keeps the results (file ids), as it reported them."),
+    )
+    estimated_cost = models.DecimalField(
+        _("estimated cost"), max_digits=14, decimal_places=6, default=Decimal(0)
+    )
+    cost = models.DecimalField(
+        _("cost"), max_digits=14, decimal_places=6, default=Decimal(0),
+        help_text=_("What the provider charged for the requests ingested so far."),
+    )  # fmt: skip
+    currency = models.CharField(_("currency"), max_length=3, default="USD")
+    error = models.TextField(_("error"), blank=True, default="")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    #: When this process started submitting (set before the provider is called).
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    #: Until when one sweeper polls and ingests the batch; the others leave it alone.
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    polled_at = models.DateTimeField(_("last polled"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("provider batch")
+        verbose_name_plural = _("provider batches")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "batch_id"], name="imagegen_providerbatch_id_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="imagegen_batch_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.batch_id or self.key} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in BATCH_FINISHED
+
+    @property
+    def pending(self) -> int:
+        """Return how many requests have no result yet."""
+        return max(0, self.total - self.completed - self.failed)
 
 
 class GeneratedImage(models.Model):

@@ -19,11 +19,11 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from imagegen.exceptions import BudgetExceeded, ImagegenError
+from imagegen.exceptions import BudgetExceeded, ImagegenError, UnsupportedRequest
 from imagegen.fields import GeneratedImageField, resolve_field
-from imagegen.models import Generation, Status
+from imagegen.models import Generation, ProviderBatch, Status
 from imagegen.money import format_cost
-from imagegen.pipeline import rollups
+from imagegen.pipeline import batches, rollups
 from imagegen.pipeline.budgets import Budget, settle
 from imagegen.pipeline.inputs import current_image, outpaint_padding
 from imagegen.pipeline.leases import Lease
@@ -41,12 +41,15 @@ logger = logging.getLogger("imagegen")
 __all__ = [
     "ALREADY_FITS",
     "BULK_BATCH",
+    "MODES",
     "NO_SOURCE",
     "RETRYABLE",
     "BulkResult",
     "NotRetryable",
     "attach",
+    "batch_estimate",
     "cancel",
+    "cancel_batch",
     "clear_selected",
     "cost_for",
     "estimate",
@@ -57,6 +60,7 @@ __all__ = [
     "nothing_to_do",
     "operations_for",
     "plan",
+    "poll_batches",
     "resume_job",
     "retry",
     "run_generation",
@@ -65,6 +69,9 @@ __all__ = [
 
 #: Rows :func:`generate_many` plans, inserts and dispatches at a time.
 BULK_BATCH = 200
+#: How a bulk run runs: ``"now"`` (each request as its own call) or ``"batch"`` (the
+#: provider's batch API: within 24 hours, at the batch price, about half).
+MODES = ("now", "batch")
 #: Statuses a generation can be retried from.
 RETRYABLE = frozenset({Status.FAILED, Status.CANCELED})
 #: :func:`nothing_to_do`'s answers: the field holds no image to work on...
@@ -90,6 +97,8 @@ class BulkResult:
     errors: list[tuple[Any, ImagegenError]] = field(default_factory=list)
     #: The budget error that stopped the run; the objects after it were not looked at.
     stopped: BudgetExceeded | None = None
+    #: With ``mode="batch"``, the provider batches the rows were submitted in.
+    provider_batches: list[ProviderBatch] = field(default_factory=list)
 
 
 def generate(
@@ -133,19 +142,57 @@ def generate(
     return runner.enqueue(generation)
 
 
-def plan(**kwargs: Any) -> Plan:
+def plan(*, mode: str = "now", **kwargs: Any) -> Plan:
     """Return what :func:`generate` with the same arguments would do; call and write nothing.
 
     The plan names the provider, the full prompt, the calls adapted to the model and their
-    estimated cost.
+    estimated cost. With ``mode="batch"`` the estimate is the batch price (raises
+    ``UnsupportedRequest`` when the provider or model has no batch API).
     """
+    _check_mode(mode)
     kwargs.pop("user", None)
-    return make_plan(**kwargs)
+    result = make_plan(**kwargs)
+    return batches.batch_plan(result) if mode == "batch" else result
 
 
-def estimate(**kwargs: Any) -> Decimal:
-    """Return what :func:`generate` with the same arguments would cost; call and write nothing."""
-    return plan(**kwargs).estimated_cost
+def estimate(*, mode: str = "now", **kwargs: Any) -> Decimal:
+    """Return what :func:`generate` with the same arguments would cost; call and write nothing.
+
+    ``mode="batch"`` gives the price of the same request in a provider batch (about half).
+    """
+    return plan(mode=mode, **kwargs).estimated_cost
+
+
+def batch_estimate(
+    planned: Plan, cache: dict[tuple[str, str], Decimal | None] | None = None
+) -> Decimal | None:
+    """Return what ``planned`` would cost in a provider batch, or None if it cannot run in one.
+
+    ``cache`` (a dict the caller keeps) remembers each alias and model's batch price share,
+    for estimating many objects at once.
+    """
+    if len(planned.calls) != 1:
+        return None
+    key = (planned.provider.alias, planned.calls[0].model or "")
+    if cache is None or key not in cache:
+        try:
+            factor: Decimal | None = batches.batch_factor(
+                batches.batch_provider(key[0]), key[1] or None
+            )
+        except ImagegenError:
+            factor = None
+        if cache is None:
+            cache = {}
+        cache[key] = factor
+    factor = cache[key]
+    if factor is None:
+        return None
+    return (planned.estimated_cost * factor).quantize(batches.CENT_FRACTION)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UnsupportedRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}.")
 
 
 def operations_for(target: models.Model, field: str | None = None) -> tuple[Offer, ...]:
@@ -167,6 +214,7 @@ def generate_many(
     batch_size: int = BULK_BATCH,
     prompt_for: Callable[[models.Model], str | None] | None = None,
     batch: uuid.UUID | None = None,
+    mode: str = "now",
     **kwargs: Any,
 ) -> BulkResult:
     """Generate for many objects at once, like :func:`generate` for each, in batches.
@@ -181,15 +229,26 @@ def generate_many(
     ``prompt_for(target)`` may return a subject prompt of the target's own (an editor's edit),
     used instead of ``prompt`` or the field's template; ``None`` or ``""`` keeps the default.
     ``batch`` is stored on every row, so the run can be followed and found in the ledger.
+
+    ``mode="batch"`` runs the requests through the provider's batch API instead: within 24
+    hours, at the batch price (about half). The rows are written the same way, each holding
+    its batch-price estimate on the budget caps, then grouped into provider batches (per
+    alias, model and kind of request, up to the provider's limits) and submitted when the
+    transaction commits; the sweeper (``imagegen_sweep --batches``) polls them and stores the
+    images. An alias or model without a batch API is refused per object, like any request
+    that cannot be planned.
     """
     result = BulkResult()
-    for target, outcome in iter_generate_many(
+    assembler = batches.Assembler() if mode == "batch" else None
+    for target, outcome in _iter_generate(
         targets,
         field,
         user=user,
         batch_size=batch_size,
         prompt_for=prompt_for,
         batch=batch,
+        mode=mode,
+        assembler=assembler,
         **kwargs,
     ):
         if isinstance(outcome, Generation):
@@ -198,6 +257,8 @@ def generate_many(
             result.errors.append((target, outcome))
             if isinstance(outcome, BudgetExceeded):
                 result.stopped = outcome
+    if assembler is not None:
+        result.provider_batches = assembler.batches
     return result
 
 
@@ -209,38 +270,84 @@ def iter_generate_many(
     batch_size: int = BULK_BATCH,
     prompt_for: Callable[[models.Model], str | None] | None = None,
     batch: uuid.UUID | None = None,
+    mode: str = "now",
     **kwargs: Any,
 ) -> Iterator[tuple[models.Model, Generation | ImagegenError]]:
     """Yield ``(target, row or error)`` for each target, as :func:`generate_many` makes them.
 
     Outcomes come a batch at a time, in target order. A ``BudgetExceeded`` outcome is the
-    last one.
+    last one. With ``mode="batch"`` the provider batches are submitted once the iteration
+    ends (or is abandoned), when the transaction commits.
     """
+    assembler = batches.Assembler() if mode == "batch" else None
+    yield from _iter_generate(
+        targets,
+        field,
+        user=user,
+        batch_size=batch_size,
+        prompt_for=prompt_for,
+        batch=batch,
+        mode=mode,
+        assembler=assembler,
+        **kwargs,
+    )
+
+
+def _iter_generate(
+    targets: Iterable[models.Model],
+    field: str | None,
+    *,
+    user: Any,
+    batch_size: int,
+    prompt_for: Callable[[models.Model], str | None] | None,
+    batch: uuid.UUID | None,
+    mode: str,
+    assembler: batches.Assembler | None,
+    **kwargs: Any,
+) -> Iterator[tuple[models.Model, Generation | ImagegenError]]:
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
+    _check_mode(mode)
     runner, chunk = get_runner(), []
-    for target in targets:
-        chunk.append(target)
-        if len(chunk) >= batch_size:
-            outcomes = _generate_batch(chunk, field, user, runner, kwargs, prompt_for, batch)
-            yield from outcomes
-            if outcomes and isinstance(outcomes[-1][1], BudgetExceeded):
-                return
-            chunk = []
-    if chunk:
-        yield from _generate_batch(chunk, field, user, runner, kwargs, prompt_for, batch)
+    run = (runner, assembler)
+    try:
+        for target in targets:
+            chunk.append(target)
+            if len(chunk) >= batch_size:
+                outcomes = _generate_batch(chunk, field, user, run, kwargs, prompt_for, batch)
+                yield from outcomes
+                if outcomes and isinstance(outcomes[-1][1], BudgetExceeded):
+                    return
+                chunk = []
+        if chunk:
+            yield from _generate_batch(chunk, field, user, run, kwargs, prompt_for, batch)
+    finally:
+        if assembler is not None:
+            assembler.submit_on_commit()
 
 
 def _generate_batch(
     targets: list[models.Model],
     field: str | None,
     user: Any,
-    runner: Any,
+    run: tuple[Any, batches.Assembler | None],
     kwargs: dict[str, Any],
     prompt_for: Callable[[models.Model], str | None] | None,
     batch: uuid.UUID | None,
 ) -> list[tuple[models.Model, Generation | ImagegenError]]:
-    """Record one batch of rows and hand it to ``runner``; return the outcomes in order."""
+    """Record one batch of rows and hand it to the runner (or the assembler of provider
+    batches); return the outcomes in order."""
+    runner, assembler = run
+    if assembler is not None:
+        # The rows and their provider batch commit together: a row is never left queued
+        # outside a batch for the job sweeper to run at the synchronous price.
+        with transaction.atomic():
+            outcomes = record_batch(
+                targets, field, user=user, kwargs=kwargs, prompt_for=prompt_for, batch=batch,
+                adapt=batches.batch_plan,
+            )  # fmt: skip
+            assembler.add(row for _, row in outcomes if isinstance(row, Generation))
+        return outcomes
     outcomes = record_batch(
         targets, field, user=user, kwargs=kwargs, prompt_for=prompt_for, batch=batch
     )
@@ -311,6 +418,15 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
     if not is_resumable(generation):
         # The old job ended at the provider (or there was none): this run sends a new request.
         fields["provider_job_id"] = ""
+    if generation.provider_batch_id is not None:
+        # Its batch has ended: the retry is an ordinary call (at the synchronous price), which
+        # the job sweeper looks after like any other.
+        fields["provider_batch"] = None
+        fields["provider_job_id"] = ""
+        fields["warnings"].append(
+            f"It ran in provider batch #{generation.provider_batch_id} before; the retry is "
+            "a call of its own, at the synchronous price."
+        )
     # ``attempts`` is left alone. It is the fencing token: the claim of the next run makes it
     # attempts + 1, and a worker of an earlier attempt that is still alive (one failed as
     # "worker_lost" while it hung) stays fenced out only if the number never comes back. The
@@ -425,6 +541,26 @@ def nothing_to_do(
     if width and height and not any(outpaint_padding(width, height, chosen.aspect_ratio)):
         return ALREADY_FITS
     return ""
+
+
+def poll_batches() -> batches.BatchSweep:
+    """Submit interrupted provider batches and poll the open ones, storing their results.
+
+    The sweeper runs this (``imagegen_sweep --batches``, or the ``imagegen.sweep_jobs`` Celery
+    task); see :mod:`imagegen.pipeline.batches`.
+    """
+    return batches.poll_batches()
+
+
+def cancel_batch(provider_batch: ProviderBatch, *, user: Any = None) -> ProviderBatch:
+    """Cancel a provider batch: at the provider once submitted, its rows here before that.
+
+    The provider bills the requests it finished before the cancel; the next poll stores them
+    and fails the others.
+    """
+    by = f" by {user.get_username()}" if _named(user) else ""
+    logger.info("imagegen: provider batch %s cancelled%s", provider_batch.pk, by)
+    return batches.cancel(provider_batch)
 
 
 def cost_for(obj: models.Model) -> Decimal:

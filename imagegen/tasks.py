@@ -44,7 +44,7 @@ from imagegen.pipeline.deriving import derive_generation
 from imagegen.providers.listing import run_live_check
 from imagegen.runners import QueuedRunner
 from imagegen.runners.options import queue_for, task_options
-from imagegen.runners.sweeper import sweep_jobs
+from imagegen.runners.sweeper import sweep_batches, sweep_jobs
 from imagegen.runners.worker import monotonic_deadline, work
 
 logger = logging.getLogger("imagegen.live")
@@ -95,8 +95,15 @@ def derive_images_task(generation_pk: int) -> list[str]:
 
 @shared_task(name="imagegen.sweep_jobs", ignore_result=True)
 def sweep_jobs_task() -> dict[str, int]:
-    """Re-dispatch jobs stuck in ``queued`` and resume or fail jobs whose worker died."""
-    return sweep_jobs().as_dict()
+    """Re-dispatch jobs stuck in ``queued``, resume or fail jobs whose worker died, and poll
+    the provider batches (storing their results)."""
+    tally = sweep_jobs().as_dict()
+    try:
+        batches = sweep_batches().as_dict()
+    except Exception:  # one provider's outage must not stop the job sweep's next run
+        logging.getLogger("imagegen").exception("imagegen: the batch sweep failed")
+        batches = {}
+    return {**tally, **{f"batches_{key}": value for key, value in batches.items()}}
 
 
 @shared_task(name="imagegen.check_models", ignore_result=True)

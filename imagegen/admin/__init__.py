@@ -5,7 +5,7 @@ column, the Generate button on ``GeneratedImageField`` inputs and the object's t
 ``GenerationAdmin`` is the ledger of every provider call.
 """
 
-from imagegen.admin.ledger import GeneratedImageInline, GenerationAdmin
+from imagegen.admin.ledger import GeneratedImageInline, GenerationAdmin, ProviderBatchAdmin
 from imagegen.admin.mixin import ImageGenAdminMixin
 
-__all__ = ["GeneratedImageInline", "GenerationAdmin", "ImageGenAdminMixin"]
+__all__ = ["GeneratedImageInline", "GenerationAdmin", "ImageGenAdminMixin", "ProviderBatchAdmin"]

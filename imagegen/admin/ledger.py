@@ -1,7 +1,9 @@
 """Admin for the ledger: every generation with its target, status, cost and images.
 
 The changelist shows the total cost of the filtered rows; editors with the
-``imagegen.generate_image`` permission can retry failed rows and cancel queued ones. It stays
+``imagegen.generate_image`` permission can retry failed rows and cancel queued ones. The
+provider batches of bulk runs "within 24 hours" have their own read-only list
+(:class:`ProviderBatchAdmin`), from which those editors can cancel a batch at the provider. It stays
 fast at millions of rows: the count, the total, the sidebar's value lists and the date
 navigation come from the rollups (:mod:`imagegen.admin.totals`), and each page reads its own
 rows on an index.
@@ -20,6 +22,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -32,8 +35,8 @@ from imagegen.admin.totals import (
     date_navigation,
     sums_of,
 )
-from imagegen.exceptions import BudgetExceeded
-from imagegen.models import GeneratedImage, Generation, Status
+from imagegen.exceptions import BudgetExceeded, ImagegenError
+from imagegen.models import GeneratedImage, Generation, ProviderBatch, Status
 from imagegen.money import format_cost
 from imagegen.rendering.credentials import credentials_line
 
@@ -156,8 +159,9 @@ class GenerationAdmin(admin.ModelAdmin):
                                    "params", "count")}),
         (_("Cost"), {"fields": ("estimated_cost_display", "cost_display",
                                 "unconfirmed_cost_display", "usage")}),
-        (_("Outcome"), {"fields": ("provider_job_id", "error_code", "error_message",
-                                   "warnings", "attempts", "timings", "request_hash")}),
+        (_("Outcome"), {"fields": ("provider_job_id", "provider_batch", "error_code",
+                                   "error_message", "warnings", "attempts", "timings",
+                                   "request_hash")}),
         (_("Times"), {"fields": ("created_at", "started_at", "finished_at", "updated_at")}),
     )  # fmt: skip
 
@@ -253,6 +257,8 @@ class GenerationAdmin(admin.ModelAdmin):
     def cost_display(self, generation: Generation) -> str:
         """Return the cost with its currency, and unconfirmed charges apart when there are any."""
         cost = format_cost(generation.cost, generation.currency)
+        if generation.is_batch:  # run in a provider batch, at the batch price
+            cost = gettext("%(amount)s (batch)") % {"amount": cost}
         if not generation.unconfirmed_cost:
             return cost
         unconfirmed = format_cost(generation.unconfirmed_cost, generation.currency)
@@ -369,6 +375,87 @@ class GenerationAdmin(admin.ModelAdmin):
             )
         level = messages.SUCCESS if canceled and not skipped else messages.WARNING
         self.message_user(request, " ".join(parts), level)
+
+
+@admin.register(ProviderBatch)
+class ProviderBatchAdmin(admin.ModelAdmin):
+    """The provider batches of bulk runs "within 24 hours": read-only, cancellable."""
+
+    list_display = (
+        "id",
+        "provider",
+        "model",
+        "status",
+        "submitted_ago",
+        "completed",
+        "failed",
+        "pending",
+        "estimated_display",
+        "cost_display",
+    )
+    list_filter = ("status", "provider")
+    search_fields = ("batch_id", "key")
+    readonly_fields = [f.name for f in ProviderBatch._meta.fields]
+    actions = ["cancel_batches"]
+
+    class Media:
+        css = {"all": ["imagegen/admin.css"]}
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by the pipeline only
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of what was sent and billed
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_generate_image_permission(self, request: HttpRequest) -> bool:
+        """Return whether the user may cancel batches (the permission that spends money)."""
+        return request.user.has_perm("imagegen.generate_image")
+
+    @admin.display(description=_("submitted"), ordering="submitted_at")
+    def submitted_ago(self, batch: ProviderBatch) -> str:
+        if batch.submitted_at is None:
+            return gettext("not yet")
+        return gettext("%(time)s ago") % {"time": timesince(batch.submitted_at)}
+
+    @admin.display(description=_("pending"))
+    def pending(self, batch: ProviderBatch) -> int:
+        return batch.pending
+
+    @admin.display(description=_("expected cost"), ordering="estimated_cost")
+    def estimated_display(self, batch: ProviderBatch) -> str:
+        return format_cost(batch.estimated_cost, batch.currency)
+
+    @admin.display(description=_("actual cost"), ordering="cost")
+    def cost_display(self, batch: ProviderBatch) -> str:
+        return format_cost(batch.cost, batch.currency)
+
+    @admin.action(permissions=["generate_image"], description=_("Cancel selected batches"))
+    def cancel_batches(self, request: HttpRequest, queryset: QuerySet) -> None:
+        cancelled, errors = 0, []
+        for batch in queryset.order_by("pk"):
+            if batch.is_finished:
+                continue
+            try:
+                services.cancel_batch(batch, user=request.user)
+            except ImagegenError as err:
+                errors.append(f"#{batch.pk}: {err}")
+                continue
+            cancelled += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Cancel requested for %(count)d batch; the provider bills what it finished.",
+                "Cancel requested for %(count)d batches; the provider bills what they finished.",
+                cancelled,
+            )
+            % {"count": cancelled},
+            messages.SUCCESS if cancelled else messages.WARNING,
+        )
+        for error in errors:
+            self.message_user(request, error, messages.ERROR)
 
 
 def ledger_total(changelist: Any) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Following a queued bulk run: the progress page and its JSON status endpoint."""
+"""Following a queued bulk run: the progress page and its JSON status endpoint.
+
+A run "within 24 hours" also lists its provider batches: provider, status, when it was
+submitted, requests done, failed and pending, expected and actual cost, and a Cancel button
+for editors who may generate (it cancels the provider's batch).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,24 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.contrib import messages
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import CharField, Count, QuerySet, Sum
 from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
+from imagegen import services
 from imagegen.admin.actions import BY_OPERATION, GENERATE
 from imagegen.admin.endpoints import can_generate, forbidden
 from imagegen.admin.history import row_json
-from imagegen.models import FINISHED, Generation, Status
+from imagegen.exceptions import ImagegenError
+from imagegen.models import FINISHED, Generation, ProviderBatch, Status
 from imagegen.money import format_cost
 
 if TYPE_CHECKING:
@@ -74,6 +83,60 @@ def _listed(rows: QuerySet, model: Any = None) -> list[dict[str, Any]]:
     return listed
 
 
+def provider_batches(rows: QuerySet) -> list[dict[str, Any]]:
+    """Return each provider batch the rows ran in, as the progress page shows it."""
+    ids = rows.exclude(provider_batch=None).order_by().values("provider_batch")
+    shown = []
+    for item in ProviderBatch.objects.filter(pk__in=ids).order_by("pk"):
+        shown.append(
+            {
+                "pk": item.pk,
+                "provider": f"{item.provider}: {item.model}" if item.model else item.provider,
+                "status": item.get_status_display(),
+                "provider_status": item.provider_status,
+                "submitted": timesince(item.submitted_at) if item.submitted_at else "",
+                "done": item.completed,
+                "failed": item.failed,
+                "pending": item.pending,
+                "estimated": format_cost(item.estimated_cost, item.currency),
+                "cost": format_cost(item.cost, item.currency),
+                "error": item.error,
+                "can_cancel": not item.is_finished and item.status != "cancelling",
+            }
+        )
+    return shown
+
+
+def _cancel_batch(
+    request: HttpRequest, model_admin: ImageGenAdminMixin, rows: QuerySet
+) -> HttpResponse:
+    """Cancel the provider batch the editor chose (one of this run's) and come back."""
+    ids = rows.exclude(provider_batch=None).order_by().values("provider_batch")
+    chosen = ProviderBatch.objects.filter(
+        pk__in=ids, pk=request.POST.get("imagegen_cancel_batch") or 0
+    ).first()
+    if chosen is None:
+        model_admin.message_user(request, _("That batch is not part of this run."), messages.ERROR)
+    else:
+        try:
+            services.cancel_batch(chosen, user=request.user)
+        except ImagegenError as err:
+            model_admin.message_user(
+                request, _("The batch could not be cancelled: %(error)s") % {"error": err},
+                messages.ERROR,
+            )  # fmt: skip
+        else:
+            model_admin.message_user(
+                request,
+                _(
+                    "Cancel requested. The provider bills the requests it finished; the others "
+                    "fail without charge."
+                ),
+                messages.SUCCESS,
+            )
+    return HttpResponseRedirect(request.get_full_path())
+
+
 def progress_view(
     request: HttpRequest, model_admin: ImageGenAdminMixin, batch: uuid.UUID
 ) -> HttpResponse:
@@ -82,6 +145,8 @@ def progress_view(
         return forbidden()
     opts = model_admin.model._meta
     rows = _rows(model_admin, request, batch)
+    if request.method == "POST" and "imagegen_cancel_batch" in request.POST:
+        return _cancel_batch(request, model_admin, rows)
     state = summary(rows)
     # A run is one action: its rows share the operation, which names what the page follows.
     operation = rows.order_by().values_list("operation", flat=True).first()
@@ -96,6 +161,7 @@ def progress_view(
         "summary": state,
         "count_rows": [(s, label, state["counts"][s]) for s, label in Status.choices],
         "rows": _listed(rows, model_admin.model),
+        "provider_batches": provider_batches(rows),
         "status_url": reverse(name + "imagegen_batch_status", args=[batch]),
         "changelist_url": reverse(name + "changelist"),
         "batch": batch,

@@ -278,6 +278,20 @@ def _jobs(cls: type[BaseProvider]) -> str:
     return f"yes{which}: polled; a retry resumes the job"
 
 
+def _batches(cls: type[BaseProvider], infos: list[ModelInfo]) -> str:
+    """Return whether the backend runs batches (:mod:`imagegen.providers.batching`), at what share
+    of the price, for which models and up to which size."""
+    methods = ("batch_submit", "batch_find", "batch_poll", "batch_results", "batch_cancel")
+    priced = [i.batch_factor for i in infos if i.batch_factor is not None]
+    if not all(hasattr(cls, name) for name in methods) or not priced:
+        return "no"
+    shares = _unique([f"{factor * 100:.0f}%" for factor in priced])
+    which = "" if len(priced) == len(infos) else f", {len(priced)} of {len(infos)} models"
+    size = getattr(cls, "batch_max_bytes", 0) // (1024 * 1024)
+    limit = f"{getattr(cls, 'batch_max_requests', 0):,} requests and {size} MB a batch"
+    return f"yes, at {' or '.join(shares)} of the price{which}; up to {limit}"
+
+
 def _default_model(cls: type[BaseProvider]) -> str:
     info = catalog.get_model(cls.catalog_key, cls.default_model)
     label = info.label if info else ""
@@ -312,6 +326,7 @@ def _column(cls: type[BaseProvider]) -> dict[str, str]:
         "Inpaint with a mask": _operation_share(cls, "inpaint", [c.mask for c in caps]),
         "Output formats": ", ".join(name for f, name in FORMATS.items() if f in formats),
         "Asynchronous jobs": _jobs(cls),
+        "Batch runs (within 24 hours)": _batches(cls, infos),
         "Webhooks": "yes" if cls.webhooks else "no",
         "Retirement dates": (
             "yes" if any(i.deprecated or i.shutdown for i in infos) else "none published"

@@ -20,6 +20,11 @@ REFERENCE_CHECKED = datetime.date(2026, 11, 16)
 DEPRECATIONS = "https://developers.openai.com/api/docs/deprecations"
 #: OpenAI's Images API reference: the model list.
 IMAGES_REFERENCE = "https://developers.openai.com/api/reference/resources/images/methods/generate"
+#: OpenAI's Batch API FAQ: every model that has a Batch API runs at 50% of the synchronous price,
+#: and an expired batch bills the work it finished.
+BATCH_FAQ = "https://help.openai.com/en/articles/9197833-batch-api-faq"
+#: What a batch costs of the synchronous price (the Batch API's 50% discount).
+BATCH_FACTOR = Decimal("0.5")
 #: OpenAI's model pages, where each model's token prices are listed.
 MODEL_PAGE = "https://developers.openai.com/api/docs/models/{}"
 #: OpenAI's Images edit reference: up to 16 ``image[]`` files, a PNG ``mask`` the size of the
@@ -154,8 +159,20 @@ def _openai(model_id: str, label: str, price: PerToken, **kwargs) -> ModelInfo:
     operations = TRANSPARENT_OPERATIONS if model_id in _TRANSPARENT else EDIT_OPERATIONS
     caps = replace(caps, operations=operations)
     price = replace(price, input_image_tokens=input_image_tokens)
+    # /v1/images/generations and /v1/images/edits are Batch API endpoints (provider-apis.md
+    # §2.1): every GPT-image model can run in a batch, at the FAQ's 50%.
+    kwargs["sources"] = {
+        **kwargs["sources"],
+        "batch_factor": Source(url=BATCH_FAQ, checked=CHECKED),
+    }
     return ModelInfo(
-        provider="openai", id=model_id, label=label, capabilities=caps, price=price, **kwargs
+        provider="openai",
+        id=model_id,
+        label=label,
+        capabilities=caps,
+        price=price,
+        batch_factor=BATCH_FACTOR,
+        **kwargs,
     )
 
 

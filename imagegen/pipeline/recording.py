@@ -65,8 +65,12 @@ def record_batch(
     kwargs: dict[str, Any],
     prompt_for: Callable[[models.Model], str | None] | None = None,
     batch: uuid.UUID | None = None,
+    adapt: Callable[[Plan], Plan] | None = None,
 ) -> list[tuple[models.Model, Generation | ImagegenError]]:
     """Plan and save a row for each of ``targets``; return ``(target, row or error)`` in order.
+
+    ``adapt`` may change each plan before it is reserved and saved, or refuse it with an
+    ``ImagegenError`` (a batch run prices it at the batch price).
 
     ``kwargs`` are ``generate()``'s. The batch's estimates are reserved on the budget caps
     together when they fit; otherwise one by one, and the first object that would break a cap
@@ -82,6 +86,8 @@ def record_batch(
             plan = make_plan(
                 target=target, field=field, **({**kwargs, "prompt": own} if own else kwargs)
             )
+            if adapt is not None:
+                plan = adapt(plan)
         except ImagegenError as err:
             outcomes.append((target, err))
             continue

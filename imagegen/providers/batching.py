@@ -67,6 +67,9 @@ class BatchOutcome:
     """The result of one request of a batch: images, or the provider's message why not."""
 
     custom_id: str
+    #: The images and usage of a request that succeeded. Its ``cost``, when set, is what the
+    #: provider charged at the batch price; None lets the pipeline price ``usage`` with the
+    #: catalog's rule times the model's ``batch_factor``.
     result: ImageResult | None = None
     #: The provider's message for a request that failed inside the batch.
     error: str = ""

@@ -1,5 +1,6 @@
 """OpenAI's Images API: GPT-image models, generations as JSON and edits as multipart.
 
+Batches (half price, within 24 hours) are :mod:`imagegen.providers.openai_batch`'s.
 The wire protocol follows provider-apis.md §2: ``POST /images/generations`` with a JSON body and
 ``POST /images/edits`` with repeated ``image[]`` parts and an optional ``mask``; images come back
 only as ``b64_json``, and the bill is the ``usage`` token counts at the model's token prices.
@@ -15,14 +16,12 @@ remove_background also asks for ``background="transparent"``.
 from __future__ import annotations
 
 import datetime
-import io
 import json
 import re
 from dataclasses import replace
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from imagegen.exceptions import (
     ContentRejected,
@@ -34,8 +33,9 @@ from imagegen.exceptions import (
 )
 from imagegen.providers.http import HttpProvider
 from imagegen.providers.http.errors import CHANGE_PROMPT, ApiError
-from imagegen.providers.http.inputs import file_part, instruction
+from imagegen.providers.http.inputs import alpha_mask, file_part, instruction
 from imagegen.providers.http.outputs import FORMAT_MIME, count, image_output
+from imagegen.providers.openai_batch import OpenAIBatch
 from imagegen.types import CallContext, ImageRequest, ImageResult
 
 # §2.6: a safety refusal is a 400 coded moderation_blocked (content_policy_violation was DALL·E's).
@@ -82,8 +82,8 @@ INSTRUCTIONS = {
 ALPHA_FORMATS = ("png", "webp")
 
 
-class OpenAIProvider(HttpProvider):
-    """Generate and edit images with OpenAI's GPT-image models.
+class OpenAIProvider(OpenAIBatch, HttpProvider):
+    """Generate and edit images with OpenAI's GPT-image models, one by one or in batches.
 
     OPTIONS besides the common ones (defaults for every request; ``ImageRequest.extra`` overrides
     any API field per request): ``quality``, ``background``, ``moderation``,
@@ -290,31 +290,6 @@ class OpenAIProvider(HttpProvider):
             what = f"OpenAI refused the request{error.field_note}"
             return self.answer_error(response, ProviderError, what, said, code="invalid_request")
         return super().error_for_response(response, error)
-
-
-def alpha_mask(mask: bytes, source: bytes) -> bytes:
-    """Return imagegen's grayscale ``mask`` (white = change) as OpenAI's: a PNG with an alpha
-    channel, fully transparent where the image should change, the size of ``source`` (§2.4).
-
-    Gray levels keep their share: a pixel half white is half transparent.
-    """
-    try:
-        with Image.open(io.BytesIO(mask)) as opened:
-            gray = opened.convert("L")
-        with Image.open(io.BytesIO(source)) as first:
-            size = first.size
-    except (OSError, ValueError) as err:
-        raise UnsupportedRequest(f"The mask or source image cannot be read: {err}") from err
-    if gray.size != size:
-        raise UnsupportedRequest(
-            f"The mask is {gray.size[0]}x{gray.size[1]} pixels; OpenAI needs the size of the "
-            f"first image, {size[0]}x{size[1]}."
-        )
-    converted = Image.new("RGBA", size, (0, 0, 0, 255))
-    converted.putalpha(gray.point(lambda level: 255 - level))
-    buffer = io.BytesIO()
-    converted.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def answer_usage(response: httpx.Response) -> Any:

@@ -13,6 +13,9 @@ runner again; run it periodically with ``imagegen_sweep --jobs`` (cron) or the
 
 * A row ``queued`` with no change for ``TASK_OPTIONS["QUEUED_TIMEOUT"]`` seconds is
   dispatched again. A duplicate of a job that is in a queue after all does nothing.
+* Rows of a provider batch (``mode="batch"``) are left alone: :func:`sweep_batches` (also run
+  by the ``imagegen.sweep_jobs`` task, and by ``imagegen_sweep --batches``) submits the
+  batches a killed process did not, and polls the open ones, storing their results.
 * A row ``running`` whose ``updated_at`` is older than :func:`running_timeout` has lost its
   worker (a live job renews it every ``LEASE / 3`` seconds): it is put back to ``queued`` and
   dispatched, so the next attempt resumes the provider's job if one was accepted, or it is
@@ -34,6 +37,7 @@ from typing import Any
 from django.utils import timezone
 
 from imagegen.models import Generation, Status
+from imagegen.pipeline.batches import BatchSweep, poll_batches
 from imagegen.pipeline.deriving import stale_pending
 from imagegen.pipeline.leases import recover_lost
 from imagegen.runners import get_runner
@@ -66,6 +70,11 @@ class JobSweep:
         return data
 
 
+def sweep_batches() -> BatchSweep:
+    """Submit the provider batches left unsubmitted and poll the open ones; return a tally."""
+    return poll_batches()
+
+
 def running_timeout(options: dict[str, Any]) -> float:
     """Return the seconds after its last heartbeat at which a ``running`` row is dead.
 
@@ -79,13 +88,18 @@ def running_timeout(options: dict[str, Any]) -> float:
 def stuck_queued(now: datetime.datetime, seconds: float) -> Any:
     """Return the ``queued`` rows unchanged for ``seconds``."""
     cutoff = now - datetime.timedelta(seconds=seconds)
-    return Generation.objects.filter(status=Status.QUEUED, updated_at__lt=cutoff)
+    # Rows of a provider batch wait for the batch, not for a worker: poll_batches() has them.
+    return Generation.objects.filter(
+        status=Status.QUEUED, updated_at__lt=cutoff, provider_batch__isnull=True
+    )
 
 
 def stuck_running(now: datetime.datetime, seconds: float) -> Any:
     """Return the ``running`` rows without a heartbeat for ``seconds``."""
     cutoff = now - datetime.timedelta(seconds=seconds)
-    return Generation.objects.filter(status=Status.RUNNING, updated_at__lt=cutoff)
+    return Generation.objects.filter(
+        status=Status.RUNNING, updated_at__lt=cutoff, provider_batch__isnull=True
+    )
 
 
 def _chunks(queryset: Any) -> Iterator[list[Generation]]:

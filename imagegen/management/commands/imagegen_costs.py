@@ -3,6 +3,10 @@
 Reports by provider, model, month, preset or user read the daily rollup
 (:class:`~imagegen.models.SpendDay`), a few thousand rows at any ledger size; a report by object,
 or one restricted to some statuses, reads the ledger itself.
+
+``--batch`` adds a "Batch ($)" column: how much of each group's actual cost was spent in
+provider batches (bulk runs "within 24 hours", at the batch price), ``batch_cost`` in CSV and
+JSON; one more query, over the batched rows only.
 """
 
 from __future__ import annotations
@@ -39,11 +43,16 @@ class Row:
     images: int
     estimated_cost: Decimal
     cost: Decimal
+    #: The part of ``cost`` spent in provider batches; None when the report has no batches.
+    batch_cost: Decimal | None = None
 
     def cells(self) -> list[str]:
         """Return the row as printed in the table and the CSV file."""
         counts = [str(self.generations), str(self.images)]
-        return [self.group, *counts, amount(self.estimated_cost), amount(self.cost)]
+        cells = [self.group, *counts, amount(self.estimated_cost), amount(self.cost)]
+        if self.batch_cost is not None:
+            cells.append(amount(self.batch_cost))
+        return cells
 
 
 def parse_date(value: str | datetime.date | None, option: str) -> datetime.date | None:
@@ -93,6 +102,32 @@ def label(by: str, values: dict[str, Any]) -> str:
     return values[by] or "(none)"
 
 
+def batch_costs(
+    by: str, since: datetime.date | None, until: datetime.date | None, statuses: list[str]
+) -> dict[str, Decimal]:
+    """Return the actual cost spent in provider batches per group label."""
+    filters: dict[str, Any] = {"provider_batch__isnull": False}
+    if since:
+        filters["created_at__gte"] = start_of(since)
+    if until:
+        filters["created_at__lt"] = start_of(until + datetime.timedelta(days=1))
+    if statuses:
+        filters["status__in"] = statuses
+    annotations, fields = group_keys(by)
+    groups = (
+        Generation.objects.filter(**filters)
+        .annotate(**annotations)
+        .values(*fields)
+        .annotate(actual=Coalesce(Sum("cost"), Value(Decimal(0))))
+        .order_by(*fields)
+    )
+    costs: dict[str, Decimal] = {}
+    for values in groups:
+        name = label(by, values)
+        costs[name] = costs.get(name, Decimal(0)) + Decimal(values["actual"])
+    return costs
+
+
 def natural(text: str) -> list[Any]:
     """Return a sort key that orders "#9" before "#10"."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
@@ -132,6 +167,12 @@ class Command(BaseCommand):
             choices=Status.values,
             help="Only generations in this status; repeat for several (default: every status).",
         )
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Add a Batch column: the part of each group's actual cost spent in provider "
+            "batches (bulk runs within 24 hours, at the batch price).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         by, fmt = options["by"], options["format"]
@@ -144,12 +185,17 @@ class Command(BaseCommand):
         if since and until and since > until:
             raise CommandError("--since is after --until; the report would be empty.")
         rows = self.report(by, since, until, options["status"] or [])
+        batch = batch_costs(by, since, until, options["status"] or []) if options["batch"] else None
+        if batch is not None:
+            for row in rows:
+                row.batch_cost = batch.get(row.group, Decimal(0))
         total = Row(
             group="TOTAL",
             generations=sum(r.generations for r in rows),
             images=sum(r.images for r in rows),
             estimated_cost=sum((r.estimated_cost for r in rows), Decimal(0)),
             cost=sum((r.cost for r in rows), Decimal(0)),
+            batch_cost=sum(batch.values(), Decimal(0)) if batch is not None else None,
         )
         writer = {"table": self.write_table, "csv": self.write_csv, "json": self.write_json}
         writer[fmt](by, rows, total)
@@ -267,24 +313,32 @@ class Command(BaseCommand):
 
     def write_table(self, by: str, rows: list[Row], total: Row) -> None:
         headers = [by.capitalize(), "Generations", "Images", "Estimated ($)", "Actual ($)"]
+        right = {1, 2, 3, 4}
+        if total.batch_cost is not None:
+            headers.append("Batch ($)")
+            right.add(5)
         body = [row.cells() for row in rows]
-        self.stdout.write(table(headers, body, right={1, 2, 3, 4}, footer=total.cells()))
+        self.stdout.write(table(headers, body, right=right, footer=total.cells()))
 
     def write_csv(self, by: str, rows: list[Row], total: Row) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow([by, *NUMBERS])
+        batch = ["batch_cost"] if total.batch_cost is not None else []
+        writer.writerow([by, *NUMBERS, *batch])
         writer.writerows(row.cells() for row in rows)
         self.stdout.write(buffer.getvalue(), ending="")
 
     def write_json(self, by: str, rows: list[Row], total: Row) -> None:
         def data(row: Row) -> dict[str, Any]:
-            return {
+            values = {
                 "generations": row.generations,
                 "images": row.images,
                 "estimated_cost": amount(row.estimated_cost),
                 "cost": amount(row.cost),
             }
+            if row.batch_cost is not None:
+                values["batch_cost"] = amount(row.batch_cost)
+            return values
 
         report = {
             "by": by,

@@ -97,6 +97,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Print the estimated cost only: no provider is called and nothing is written.",
         )
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Run through the provider's batch API: within 24 hours, at the batch price "
+            "(about half). imagegen_sweep --batches (or the Celery sweeper) collects the "
+            "images. With --estimate, print the batch price.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         model, field = self.resolve_field(options["model"], options["field"])
@@ -112,8 +119,12 @@ class Command(BaseCommand):
             return
         kwargs = {key: options[key] for key in ("preset", "provider", "count", "prompt")}
         kwargs["field"] = field
+        if options["batch"]:
+            kwargs["mode"] = "batch"
         if options["estimate"]:
             self.estimate(queryset, kwargs)
+        elif options["batch"]:
+            self.enqueue(queryset, kwargs, total)
         else:
             self.run(queryset, kwargs, total)
 
@@ -183,8 +194,9 @@ class Command(BaseCommand):
             group = groups.setdefault((plan.provider.alias, plan.calls[0].model), [0, Decimal(0)])
             group[0] += 1
             group[1] += plan.estimated_cost
+        price = " at the batch price" if kwargs.get("mode") == "batch" else ""
         lines = [
-            f"Estimated cost for {plural(n, 'object')}: ${amount(total)} ({alias} / {model})"
+            f"Estimated cost for {plural(n, 'object')}{price}: ${amount(total)} ({alias} / {model})"
             for (alias, model), (n, total) in groups.items()
         ]
         if len(groups) > 1:
@@ -238,7 +250,8 @@ class Command(BaseCommand):
         try:
             for obj, result in services.iter_generate_many(pages(queryset), field, **kwargs):
                 if isinstance(result, Generation):
-                    outcome = Outcome(Status.QUEUED, detail=f"generation #{result.pk}")
+                    batched = " in a provider batch" if kwargs.get("mode") == "batch" else ""
+                    outcome = Outcome(Status.QUEUED, detail=f"generation #{result.pk}{batched}")
                 else:
                     outcome = Outcome(Status.FAILED, detail=f"{result.code}: {result}")
                     if isinstance(result, BudgetExceeded):
@@ -253,6 +266,11 @@ class Command(BaseCommand):
         except ImproperlyConfigured as err:
             raise CommandError(str(err)) from err
         self.summary(tally, bar)
+        if kwargs.get("mode") == "batch" and tally.queued and self.verbosity > 0:
+            self.stdout.write(
+                "Submitted as provider batches: the images arrive within 24 hours; "
+                "imagegen_sweep --batches (or the Celery sweeper) stores them."
+            )
         if tally.failed and tally.failed == tally.done:
             raise CommandError(f"{plural(tally.failed, 'generation')} failed.")
 

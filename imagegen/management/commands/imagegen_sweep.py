@@ -4,6 +4,10 @@ Orphans are rare: a failed generation deletes its files, and so does a rolled-ba
 They are left by workers killed mid-job, by cleanups that failed (storage down) and by
 interpreters that do not free objects at once.
 
+``imagegen_sweep --batches`` polls the provider batches of bulk runs "within 24 hours" (see
+:mod:`imagegen.pipeline.batches`): it submits those a killed process did not, and stores the
+results of the open ones. Run it from cron every few minutes when Celery beat does not.
+
 ``imagegen_sweep --jobs`` sweeps stuck jobs instead (see :mod:`imagegen.runners.sweeper`): rows left
 ``queued`` are dispatched again, ``running`` rows whose worker died are resumed or failed, and
 images whose derived files are still missing have them made.
@@ -24,7 +28,7 @@ from django.utils import timezone
 from imagegen.conf import imagegen_settings
 from imagegen.models import GeneratedImage
 from imagegen.pipeline.cleanup import referenced_names
-from imagegen.runners.sweeper import sweep_jobs
+from imagegen.runners.sweeper import sweep_batches, sweep_jobs
 from imagegen.storage import get_storage, upload_prefix, walk
 
 #: Rows read from the database per query, and unused files checked and deleted per batch.
@@ -143,6 +147,12 @@ class Command(BaseCommand):
             'files have them made (IMAGEGEN["TASK_OPTIONS"]).',
         )
         parser.add_argument(
+            "--batches",
+            action="store_true",
+            help="Poll the provider batches instead of sweeping files: submit those left "
+            "unsubmitted, store the results of the open ones, close the finished ones.",
+        )
+        parser.add_argument(
             "--queued-after",
             type=float,
             metavar="SECONDS",
@@ -158,6 +168,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["batches"]:
+            return self.sweep_batches(options)
         if options["jobs"]:
             return self.sweep_jobs(options)
         if options["queued_after"] is not None or options["running_after"] is not None:
@@ -193,6 +205,15 @@ class Command(BaseCommand):
         if batch:
             self.sweep(storage, batch, dry_run, tally)
         self.report(prefix, minutes, dry_run, tally)
+
+    def sweep_batches(self, options: dict[str, Any]) -> None:
+        self.verbosity = options["verbosity"]
+        tally = sweep_batches()
+        self.say(
+            f"Batches: {tally.polled:,} polled, {tally.submitted:,} submitted, "
+            f"{tally.finished:,} finished; {tally.succeeded:,} generations stored, "
+            f"{tally.failed:,} failed."
+        )
 
     def sweep_jobs(self, options: dict[str, Any]) -> None:
         for key in ("queued_after", "running_after"):

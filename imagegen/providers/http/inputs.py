@@ -9,9 +9,13 @@ from an instruction put an operation to the model as a rewritten prompt (:func:`
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Mapping
 from typing import Any
 
+from PIL import Image
+
+from imagegen.exceptions import UnsupportedRequest
 from imagegen.providers.http.outputs import image_mime
 from imagegen.types import ImageRequest
 
@@ -55,3 +59,28 @@ def instruction(templates: Mapping[str, str], request: ImageRequest) -> str:
         return request.prompt
     prompt = request.prompt.strip().rstrip(".").rstrip()
     return template.format(prompt=prompt, search=request.search.strip())
+
+
+def alpha_mask(mask: bytes, source: bytes) -> bytes:
+    """Return imagegen's grayscale ``mask`` (white = change) as an alpha mask: a PNG fully
+    transparent where the image should change, the size of ``source`` (OpenAI's form, §2.4).
+
+    Gray levels keep their share: a pixel half white is half transparent.
+    """
+    try:
+        with Image.open(io.BytesIO(mask)) as opened:
+            gray = opened.convert("L")
+        with Image.open(io.BytesIO(source)) as first:
+            size = first.size
+    except (OSError, ValueError) as err:
+        raise UnsupportedRequest(f"The mask or source image cannot be read: {err}") from err
+    if gray.size != size:
+        raise UnsupportedRequest(
+            f"The mask is {gray.size[0]}x{gray.size[1]} pixels; it must be the size of "
+            f"the first image, {size[0]}x{size[1]}."
+        )
+    converted = Image.new("RGBA", size, (0, 0, 0, 255))
+    converted.putalpha(gray.point(lambda level: 255 - level))
+    buffer = io.BytesIO()
+    converted.save(buffer, "PNG")
+    return buffer.getvalue()
