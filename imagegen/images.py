@@ -3,8 +3,8 @@
 Provider bytes are untrusted input. They are checked for size before parsing, opened with an
 explicit format allow-list, refused above a pixel cap (Pillow's decompression-bomb warning is
 an error here), and checked whole so truncated or corrupt data fails before storage: a PNG by
-the CRC of every chunk through ``IEND`` (no pixel decode, which is what costs), any other
-format by a full decode.
+the CRC of every chunk through ``IEND`` and its pixel data inflated to exactly its rows (no
+pixel decode, which is what costs), any other format by a full decode.
 
 :func:`load` gives the pixels for derived files (:mod:`imagegen.derivatives`,
 :mod:`imagegen.lqip`): upright (EXIF orientation applied), in RGB or RGBA, in sRGB where an ICC
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -60,10 +61,11 @@ def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
     The pipeline checks each provider image before storing it and derives from these pixels.
     A PNG is checked without decoding its pixels: its chunks are read through ``IEND`` and
     each one's CRC verified, so a truncated or damaged file is refused, and the image comes
-    back unloaded, its pixels decoded (once) only if something reads them. A PNG whose
-    chunks are intact but whose compressed pixel data is not, which only a deliberately
-    crafted file can be, is then stored, and reading its pixels raises. Other formats come
-    back fully decoded, as from :func:`decode`.
+    back unloaded, its pixels decoded (once) only if something reads them. Its compressed
+    pixel data is inflated (without undoing the row filters, which is what a decode costs) and
+    must give exactly the image's rows, each with a valid filter byte, so a crafted file
+    with intact chunks but broken pixel data is refused too. Other formats come back fully
+    decoded, as from :func:`decode`.
     """
     image = _open(data, load=False)
     try:
@@ -89,9 +91,72 @@ def _verified_png_facts(data: bytes) -> DecodedImage:
         raise InvalidResponse(
             "The provider returned a truncated or corrupt image.", code="corrupt_image"
         ) from err
+    if not _png_pixels_complete(data):
+        raise InvalidResponse(
+            "The provider returned a truncated or corrupt image.", code="corrupt_image"
+        )
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     return DecodedImage(format="PNG", mime_type=MIME_TYPES["PNG"], width=width, height=height)
+
+
+#: Channels of each PNG colour type (gray, RGB, palette, gray + alpha, RGBA).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _png_pixels_complete(data: bytes) -> bool:
+    """Return whether a PNG's compressed pixel data inflates to exactly its rows, each with a
+    valid filter byte; cheap beside a decode, which also undoes the filters."""
+    chunks, offset, header = [], 8, b""
+    while offset + 8 <= len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+        elif kind == b"IEND":
+            break
+        offset += 12 + length
+    if len(header) != 13 or header[8] not in (1, 2, 4, 8, 16) or header[9] not in _PNG_CHANNELS:
+        return False
+    width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+    bits = header[8] * _PNG_CHANNELS[header[9]]
+    if header[12]:  # Adam7: seven passes of their own row lengths
+        rows = []
+        for x0, y0, dx, dy in _ADAM7:
+            pass_width, pass_height = -(-(width - x0) // dx), -(-(height - y0) // dy)
+            if pass_width > 0 and pass_height > 0:
+                rows.append((pass_height, 1 + -(-pass_width * bits // 8)))
+    else:
+        rows = [(height, 1 + -(-width * bits // 8))]
+    expected = sum(count * stride for count, stride in rows)
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(b"".join(chunks), expected + 1)
+    except zlib.error:
+        return False
+    if len(raw) != expected or not inflate.eof:
+        return False
+    start = 0
+    for count, stride in rows:
+        if max(raw[start : start + count * stride : stride]) > 4:  # filter types are 0 to 4
+            return False
+        start += count * stride
+    return True
+
+
+#: The Adam7 passes: first column, first row, column step, row step.
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def facts(image: Image.Image) -> DecodedImage:

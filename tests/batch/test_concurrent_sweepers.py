@@ -96,6 +96,9 @@ def run_two(state: Path, mode: str, media: str) -> list[dict[str, int]]:
 
 @pytest.fixture
 def finished_batch(settings, tmp_path, django_capture_on_commit_callbacks):
+    if connection.vendor != "postgresql":
+        # Two processes need one database they both reach: SQLite's test database is in memory.
+        pytest.skip("concurrent sweepers need PostgreSQL: pytest -m postgres --ds=...postgres")
     fake = FakeOpenAIBatches()
     configure(settings, fake)
     with django_capture_on_commit_callbacks(execute=True):

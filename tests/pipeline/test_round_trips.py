@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import zlib
 from decimal import Decimal
 
 import pytest
@@ -243,6 +244,82 @@ def test_a_damaged_png_is_refused_and_its_charge_kept(settings, content):
     article.refresh_from_db()
     assert not article.hero
     assert not GeneratedImage.objects.exists()
+
+
+def with_image_data(png: bytes, pixels: bytes) -> bytes:
+    """Return ``png`` with its IDAT chunks replaced by one holding ``pixels``, CRC correct."""
+    chunks, offset = [], 8
+    while offset < len(png):
+        length = int.from_bytes(png[offset : offset + 4], "big")
+        kind = png[offset + 4 : offset + 8]
+        if kind != b"IDAT":
+            chunks.append(png[offset : offset + 12 + length])
+        elif not any(chunk[4:8] == b"IDAT" for chunk in chunks):
+            body = kind + pixels
+            chunks.append(
+                len(pixels).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+            )
+        offset += 12 + length
+    return png[:8] + b"".join(chunks)
+
+
+def crafted(kind: str) -> bytes:
+    """Return a 16x8 RGB PNG whose chunks are intact (every CRC right) but whose pixels are not."""
+    rows = b"".join(b"\x00" + bytes(16 * 3) for _ in range(8))
+    png = png_bytes(16, 8)
+    if kind == "broken-stream":
+        return with_image_data(png, zlib.compress(rows)[:-6] + b"\xff" * 6)
+    if kind == "rows-missing":
+        return with_image_data(png, zlib.compress(rows[: len(rows) // 2]))
+    return with_image_data(png, zlib.compress(b"\x07" + rows[1:]))  # filter type 7
+
+
+@pytest.mark.parametrize("kind", ["broken-stream", "rows-missing", "bad-filter"])
+def test_a_png_with_intact_chunks_but_broken_pixels_is_refused(kind):
+    with pytest.raises(InvalidResponse) as refused:
+        images.decode_and_open(crafted(kind))
+    assert refused.value.code == "corrupt_image"
+
+
+def interlaced_png(width: int, height: int, *, last_pass: bool = True) -> bytes:
+    """Return a grey RGB PNG written with Adam7 interlacing (Pillow only writes it plain)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4)):
+        raw += _pass(width, height, x0, y0, dx, dy)
+    raw += _pass(width, height, 1, 0, 2, 2)
+    raw += _pass(width, height, 0, 1, 1, 2) if last_pass else b""
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 1])
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        (chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(raw)), chunk(b"IEND", b""))
+    )
+
+
+def _pass(width: int, height: int, x0: int, y0: int, dx: int, dy: int) -> bytes:
+    columns, rows = len(range(x0, width, dx)), len(range(y0, height, dy))
+    return b"".join(b"\x00" + b"\x80" * 3 * columns for _ in range(rows)) if columns else b""
+
+
+def test_interlaced_and_paletted_pngs_pass_the_check():
+    interlaced = interlaced_png(37, 23)
+    with Image.open(io.BytesIO(interlaced)) as decoded:
+        assert decoded.info.get("interlace") and decoded.convert("RGB").getpixel((36, 22))
+    pngs = [interlaced]
+    for mode in ("P", "LA", "1", "I;16"):
+        buffer = io.BytesIO()
+        Image.new(mode, (37, 23)).save(buffer, "PNG")
+        pngs.append(buffer.getvalue())
+    for png in pngs:
+        info, image = images.decode_and_open(png)
+        image.close()
+        assert (info.width, info.height) == (37, 23)
+    with pytest.raises(InvalidResponse):  # CRCs right, but the last pass's rows are missing
+        images.decode_and_open(interlaced_png(37, 23, last_pass=False))
 
 
 def test_a_png_is_checked_without_decoding_its_pixels(monkeypatch):
