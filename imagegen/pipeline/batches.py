@@ -409,7 +409,7 @@ def ingest(
             if row is None:
                 continue  # ingested already, or not this batch's
             if outcome.result is not None:
-                ended = _succeed(row, outcome.result, provider, factor)
+                ended = _succeed(row, outcome.result, provider, factor, refusal=outcome.error)
             else:
                 ended = _fail(row, outcome)
             tally.succeeded += ended == Status.SUCCEEDED
@@ -448,9 +448,14 @@ def _cost(row: Generation, result: ImageResult, provider: Any, factor: Decimal) 
     return (actual * factor).quantize(CENT_FRACTION)
 
 
-def _succeed(row: Generation, result: ImageResult, provider: Any, factor: Decimal) -> str:
+def _succeed(
+    row: Generation, result: ImageResult, provider: Any, factor: Decimal, *, refusal: str = ""
+) -> str:
     """Store ``result``'s images for ``row`` and finish it; return the status it wrote, or ""
-    when another process finished the row first."""
+    when another process finished the row first.
+
+    A result without images that the provider filtered (and billed) ends the row ``filtered``
+    with the provider's message, ``refusal``."""
     cost = _cost(row, result, provider, factor)
     store = Store()
     status = Status.FILTERED if result.filtered and not result.images else Status.SUCCEEDED
@@ -463,6 +468,9 @@ def _succeed(row: Generation, result: ImageResult, provider: Any, factor: Decima
     held = row.reservation
     fields = _fields(row, cost=cost, usage=dict(result.usage), warnings=[
         *result.warnings, *store.warnings])  # fmt: skip
+    if status == Status.FILTERED:
+        fields["error_code"] = "content_rejected"
+        fields["error_message"] = refusal or "The provider withheld the image (its content filter)."
     try:
         with transaction.atomic():
             if stored:
