@@ -12,6 +12,7 @@ from wagtail.images import get_image_model
 
 from imagegen.contrib.wagtail.models import WagtailImageLink
 from imagegen.models import GeneratedImage, Generation
+from tests.conftest import deriving
 
 pytestmark = pytest.mark.django_db
 
@@ -159,11 +160,16 @@ def test_budgets_apply_in_the_chooser(editor_client, locmem, settings):
     assert Generation.objects.count() == 1
 
 
-def test_candidates_show_a_derived_thumbnail(editor_client):
-    body = generate(editor_client, count="1").json()["generation"]
+def test_candidates_show_the_original_then_a_derived_thumbnail(editor_client):
+    with deriving():  # the follow-up job runs after the response, as on a site
+        body = generate(editor_client, count="1").json()["generation"]
     image = GeneratedImage.objects.get(generation_id=body["id"])
+    # The response came before the derived files: the candidate shows the original.
+    assert image.file.storage.url(image.file.name) in body["html"]
     smallest = min(image.derivatives, key=lambda entry: entry["width"])
-    assert image.file.storage.url(smallest["name"]) in body["html"]
+    response = editor_client.post(reverse("imagegen_wagtail:status"), {"ids": str(body["id"])})
+    (row,) = response.json()["generations"]
+    assert image.file.storage.url(smallest["name"]) in row["html"]
 
 
 def test_a_queued_generation_is_followed_until_it_finishes(editor_client, editor):
