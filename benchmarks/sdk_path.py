@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import statistics
@@ -43,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django_setup import ROOT, setup
+from pipeline_overhead import make_pngs
 
 SDK_VENV = os.path.join(ROOT, "benchmarks", ".venv-sdk")
 PROMPT = "A red fox in fresh snow at dawn"
@@ -72,21 +72,6 @@ def import_openai() -> Any:
     import openai
 
     return openai
-
-
-def make_pngs(count: int) -> list[bytes]:
-    """Return ``count`` distinct 1024x1024 PNGs with photo-like noise (not trivially small)."""
-    from PIL import Image
-
-    base = Image.effect_noise((1024, 1024), 40).convert("RGB")
-    pngs = []
-    for index in range(count):
-        image = base.copy()
-        image.putpixel((index % 1024, index // 1024), (index % 256, 0, 0))
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        pngs.append(buffer.getvalue())
-    return pngs
 
 
 def answer_body(png: bytes) -> bytes:

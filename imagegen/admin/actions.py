@@ -278,7 +278,7 @@ def generate_images_action(
         _row(obj, default_prompt=defaults[str(obj.pk)], prompt=edited.get(str(obj.pk)), **kwargs)
         for obj in shown
     ]
-    rest = _estimate_rest(queryset, shown, lambda obj: _estimate(obj, **kwargs))
+    rest = _estimate_rest(queryset, shown, lambda obj, shares: _estimate(obj, shares, **kwargs))
     context = _page_context(
         model_admin, request, GENERATE, form, total=total, rows=rows, rest=rest, mode=mode
     )
@@ -318,7 +318,9 @@ def operation_action(
         else:
             rows.append(_row(obj, **kwargs))
     rest = _estimate_rest(
-        queryset, shown, lambda obj: None if _skip_reason(obj, kwargs) else _estimate(obj, **kwargs)
+        queryset,
+        shown,
+        lambda obj, shares: None if _skip_reason(obj, kwargs) else _estimate(obj, shares, **kwargs),
     )
     context = _page_context(model_admin, request, op, form, total=total, rows=rows, rest=rest)
     # Nothing to spend money on: every listed object is skipped, or refused by the pipeline
@@ -450,28 +452,32 @@ def _size(width: int | None, height: int | None) -> str:
     return _("%(width)d x %(height)d px") % {"width": width or 0, "height": height or 0}
 
 
-def _estimate(obj: models.Model, **kwargs: Any) -> tuple[Decimal, Decimal | None] | None:
+def _estimate(
+    obj: models.Model, shares: dict, **kwargs: Any
+) -> tuple[Decimal, Decimal | None] | None:
     """Return the estimate of ``generate(target=obj, **kwargs)``, now and in a batch."""
     try:
         plan = services.plan(target=obj, **kwargs)
     except ImagegenError:
         return None
-    return plan.estimated_cost, services.batch_estimate(plan)
+    return plan.estimated_cost, services.batch_estimate(plan, shares)
 
 
 def _estimate_rest(
     queryset: models.QuerySet,
     shown: list,
-    estimate_of: Callable[[models.Model], tuple[Decimal, Decimal | None] | None],
+    estimate_of: Callable[[models.Model, dict], tuple[Decimal, Decimal | None] | None],
 ) -> tuple[Decimal, Decimal | None]:
     """Estimate the objects not listed on the page, now and in a batch, reading in chunks.
 
     The batch total is None when an object that can run cannot run in a batch.
+    ``estimate_of`` gets a dict to keep each alias and model's batch price share in.
     """
     total, batch_total = Decimal(0), Decimal(0)
+    shares: dict[tuple[str, str], Decimal | None] = {}
     rest = queryset.exclude(pk__in=[obj.pk for obj in shown])
     for obj in rest.iterator(chunk_size=500):
-        estimated = estimate_of(obj)
+        estimated = estimate_of(obj, shares)
         if estimated is None:
             continue
         total += estimated[0]

@@ -45,8 +45,9 @@ RESERVED = frozenset(
 #: edit from an instruction (BFL's examples: "Change the background to a beach sunset"), from
 #: the caller's ``prompt`` and ``search`` ("+reference": reference images follow the source);
 #: ``erase`` is the prompt of a FLUX.1 Fill [pro] task. Edit, inpaint and outpaint send the
-#: prompt as it is. Documented in docs/providers/bfl.md.
-INSTRUCTIONS = {
+#: prompt as it is. Replicate hosts the same models and sends the same prompts
+#: (:mod:`imagegen.providers.replicate_input`). Documented in docs/providers/bfl.md.
+FLUX_INSTRUCTIONS = {
     "replace_background": (
         "Change the background to {prompt}. Keep the subject exactly as it is: its shape, "
         "edges, colours, lighting and position."
@@ -60,6 +61,7 @@ INSTRUCTIONS = {
     ),
     "erase": "Empty background that continues the surroundings seamlessly, with no objects.",
 }
+INSTRUCTIONS = FLUX_INSTRUCTIONS
 
 
 def task_body(provider: BFLProvider, request: ImageRequest, model: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from imagegen.catalog import replicate as models
 from imagegen.exceptions import UnsupportedRequest
+from imagegen.providers.bfl_input import FLUX_INSTRUCTIONS
 from imagegen.providers.http.inputs import data_url, instruction
 from imagegen.providers.http.outputs import image_mime
 from imagegen.types import ImageRequest
@@ -28,25 +29,10 @@ __all__ = ["INSTRUCTIONS", "RESERVED", "create_call", "image_fields", "predictio
 
 # Fields imagegen sets itself: the prompt, and the count (the catalog splits large requests).
 RESERVED = frozenset({"prompt", "num_outputs"})
-#: The prompt each operation without a model of its own sends to FLUX.2 and Kontext (they edit
-#: from an instruction, as Black Forest Labs' examples do: "Change the background to ..."), from
-#: the caller's ``prompt`` and ``search`` ("+reference": reference images follow the source);
-#: ``erase`` is the prompt of a FLUX.1 Fill [pro] prediction. Edit and inpaint send the prompt
-#: as it is. Documented in docs/providers/replicate.md.
-INSTRUCTIONS = {
-    "replace_background": (
-        "Change the background to {prompt}. Keep the subject exactly as it is: its shape, "
-        "edges, colours, lighting and position."
-    ),
-    "search_replace": "Replace {search} with {prompt}. Keep everything else exactly the same.",
-    "search_recolor": "Change the colour of {search}: {prompt}. Keep everything else the same.",
-    "restyle": "Restyle this image: {prompt}. Keep its subject and composition.",
-    "restyle+reference": (
-        "Apply the style of image 2 to image 1: {prompt}. Keep the subject and composition of "
-        "image 1; take only the look (palette, texture, medium) from image 2."
-    ),
-    "erase": "Empty background that continues the surroundings seamlessly, with no objects.",
-}
+#: The prompts of FLUX.2 and Kontext's instruction edits, and of FLUX.1 Fill [pro]'s erase: the
+#: same models as on Black Forest Labs' own API, so the same table. Documented in
+#: docs/providers/replicate.md.
+INSTRUCTIONS = FLUX_INSTRUCTIONS
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[0-9a-f]{64})?$")
 
 

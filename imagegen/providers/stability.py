@@ -34,7 +34,7 @@ from imagegen.providers.http import JobProvider
 from imagegen.providers.http.errors import ApiError, parse_retry_after
 from imagegen.providers.http.outputs import as_int, image_mime, image_output, json_number
 from imagegen.providers.stability_input import endpoint_for, multipart_form
-from imagegen.types import CallContext, ImageRequest, ImageResult
+from imagegen.types import OPERATIONS, CallContext, ImageRequest, ImageResult
 
 ROOT = "/v2beta/stable-image"
 ACCEPT = {"image": "image/*", "json": "application/json"}
@@ -77,19 +77,7 @@ class StabilityProvider(JobProvider):
     catalog_key = "stability"
     display_name = "Stability AI"
     default_model = "core"
-    operations = (
-        "generate",
-        "edit",
-        "inpaint",
-        "outpaint",
-        "erase",
-        "search_replace",
-        "search_recolor",
-        "remove_background",
-        "replace_background",
-        "upscale",
-        "restyle",
-    )
+    operations = OPERATIONS  # every one: see stability_input for the endpoints
     #: The creative upscale and replace-background-and-relight are jobs; the rest answer at once.
     polled_operations = ("upscale", "replace_background")
     api_key_env = "STABILITY_API_KEY"

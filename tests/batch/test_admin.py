@@ -11,21 +11,12 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from imagegen import services
 from imagegen.models import BatchStatus, Generation, ProviderBatch, Status
-from imagegen.testing.openai_batch import FakeOpenAIBatches
 from tests.admin.support import CHANGELIST, EDITOR_PERMS, act, make_user, text_of
-from tests.batch.support import configure
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
 
 BATCHES = "/admin/imagegen/providerbatch/"
-
-
-@pytest.fixture
-def fake(settings) -> FakeOpenAIBatches:
-    fake = FakeOpenAIBatches()
-    configure(settings, fake)
-    return fake
 
 
 @pytest.fixture

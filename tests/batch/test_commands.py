@@ -12,17 +12,9 @@ from django.core.management import call_command
 
 from imagegen.models import BatchStatus, Generation, ProviderBatch, Status
 from imagegen.tasks import sweep_jobs_task
-from imagegen.testing.openai_batch import FakeOpenAIBatches
-from tests.batch.support import configure, products
+from tests.batch.support import products
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake(settings) -> FakeOpenAIBatches:
-    fake = FakeOpenAIBatches()
-    configure(settings, fake)
-    return fake
 
 
 def run(*args: str) -> str:

@@ -16,16 +16,9 @@ from imagegen.pipeline import batches
 from imagegen.providers.openai import OpenAIProvider
 from imagegen.runners.sweeper import sweep_jobs
 from imagegen.testing.openai_batch import FakeOpenAIBatches
-from tests.batch.support import configure, products
+from tests.batch.support import products
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake(settings) -> FakeOpenAIBatches:
-    fake = FakeOpenAIBatches()
-    configure(settings, fake)
-    return fake
 
 
 @pytest.fixture
