@@ -12,8 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def setup(*, admin_urlconf: str | None = None, database: dict | None = None, **imagegen) -> str:
     """Configure settings, migrate a fresh database and return the temporary directory.
 
-    ``database`` replaces the SQLite file (a ``DATABASES["default"]`` dict, such as a private
-    PostgreSQL database the script created).
+    ``database`` replaces the SQLite file, which has the example project's options (a
+    ``DATABASES["default"]`` dict, such as a private PostgreSQL database the script created).
 
     With ``admin_urlconf`` (a module name), the project also gets what the admin needs to serve
     pages through the test client: the admin, sessions, messages and static files apps, their
@@ -71,6 +71,11 @@ def setup(*, admin_urlconf: str | None = None, database: dict | None = None, **i
             or {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": os.path.join(workdir, "bench.sqlite3"),
+                # The example project's options (example_project/config/settings.py).
+                "OPTIONS": {
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                    "transaction_mode": "IMMEDIATE",
+                },
             }
         },
         MEDIA_ROOT=os.path.join(workdir, "media"),

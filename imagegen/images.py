@@ -1,10 +1,12 @@
-"""Pillow work on provider output: decode defensively before anything is stored.
+"""Pillow work on provider output: check it before anything is stored, decode it once later.
 
 Provider bytes are untrusted input. They are checked for size before parsing, opened with an
 explicit format allow-list, refused above a pixel cap (Pillow's decompression-bomb warning is
-an error here), and checked whole so truncated or corrupt data fails before storage: a PNG by
-the CRC of every chunk through ``IEND`` and its pixel data inflated to exactly its rows (no
-pixel decode, which is what costs), any other format by a full decode.
+an error here), and checked whole so truncated or corrupt data fails before storage
+(:func:`check`): a PNG by the CRC of every chunk through ``IEND``, without inflating or
+decoding its pixels, which is what costs; any other format by a full decode. The follow-up
+job decodes a stored original once (:func:`decode_and_open`), which also refuses pixel data
+that only a crafted file can hold: intact chunks around a broken compressed stream.
 
 :func:`load` gives the pixels for derived files (:mod:`imagegen.derivatives`,
 :mod:`imagegen.lqip`): upright (EXIF orientation applied), in RGB or RGBA, in sRGB where an ICC
@@ -42,40 +44,55 @@ class DecodedImage:
     height: int
 
 
-def decode(data: bytes) -> DecodedImage:
-    """Check that ``data`` is a safe, complete image in an allowed format; return its facts.
+def check(data: bytes) -> DecodedImage:
+    """Check that ``data`` is a safe, whole image in an allowed format; return its facts.
 
+    What a run does to every provider image before storing it. A PNG is checked without
+    inflating its pixel data: its chunks are read through ``IEND`` and each one's CRC
+    verified, so a truncated or damaged file is refused. Other formats are decoded fully.
     Raises :class:`~imagegen.exceptions.InvalidResponse` with a specific ``code``
     (``image_too_large``, ``not_an_image``, ``decompression_bomb``, ``corrupt_image``) and a
-    message an editor can read. A PNG is checked without decoding its pixels, as by
-    :func:`decode_and_open`.
+    message an editor can read.
     """
+    with _open(data, load=False) as image:
+        if image.format == "PNG":
+            return _verified_png_facts(data)
+        _load(image)
+        return facts(image)
+
+
+def decode(data: bytes) -> DecodedImage:
+    """Check ``data`` like :func:`check`, then decode its pixels too; return its facts."""
     info, image = decode_and_open(data)
     image.close()
     return info
 
 
 def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
-    """Check ``data`` like :func:`decode`; return its facts and the image (caller closes).
+    """Check ``data`` like :func:`check`; return its facts and its decoded image (caller closes).
 
-    The pipeline checks each provider image before storing it and derives from these pixels.
-    A PNG is checked without decoding its pixels: its chunks are read through ``IEND`` and
-    each one's CRC verified, so a truncated or damaged file is refused, and the image comes
-    back unloaded, its pixels decoded (once) only if something reads them. Its compressed
-    pixel data is inflated (without undoing the row filters, which is what a decode costs) and
-    must give exactly the image's rows, each with a valid filter byte, so a crafted file
-    with intact chunks but broken pixel data is refused too. Other formats come back fully
-    decoded, as from :func:`decode`.
+    The follow-up job decodes a stored original once and makes every derived file from these
+    pixels. The decode refuses, with ``corrupt_image``, the pixel data :func:`check` does not
+    read: a compressed stream that is broken, too short or holds bad row filters.
     """
     image = _open(data, load=False)
     try:
-        if image.format != "PNG":
+        if image.format == "PNG":
+            info = _verified_png_facts(data)
+            # Pillow decodes a compressed stream that ends early, or whose checksum is
+            # wrong, without a word: the rows must be checked first.
+            if not _png_pixels_complete(data):
+                raise InvalidResponse(
+                    "The provider returned a truncated or corrupt image.", code="corrupt_image"
+                )
             _load(image)
-            return facts(image), image
-        return _verified_png_facts(data), image
+        else:
+            _load(image)
+            info = facts(image)
     except BaseException:
         image.close()
         raise
+    return info, image
 
 
 def _verified_png_facts(data: bytes) -> DecodedImage:
@@ -91,10 +108,6 @@ def _verified_png_facts(data: bytes) -> DecodedImage:
         raise InvalidResponse(
             "The provider returned a truncated or corrupt image.", code="corrupt_image"
         ) from err
-    if not _png_pixels_complete(data):
-        raise InvalidResponse(
-            "The provider returned a truncated or corrupt image.", code="corrupt_image"
-        )
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     return DecodedImage(format="PNG", mime_type=MIME_TYPES["PNG"], width=width, height=height)

@@ -1,19 +1,28 @@
 """The signals imagegen sends, and the request signals it listens to for after-response work.
 
 :func:`after_response` runs a callable once the HTTP response of the current request has been
-sent, or at once outside a request. The immediate runner makes derived files this way
-(:meth:`imagegen.runners.BaseRunner.derive_later`): not inside the request, and in the same
-process, without a task queue. Django sends ``request_started`` when a request begins and
+sent or, outside a request, on a background thread once the caller goes on. The immediate
+runner makes derived files this way (:meth:`imagegen.runners.BaseRunner.derive_later`): not
+inside the request or the ``generate()`` call, and in the same process, without a task queue.
+Django sends ``request_started`` when a request begins and
 ``request_finished`` when the response is closed, which the WSGI server does after writing its
 last byte and the ASGI handler after sending its last body message; work queued during the
 request runs from the latter, on the thread that served the request. Work queued there is lost
 if the process is killed first: whatever it had to make, the sweeper finds and makes later.
 :func:`watch_requests` connects the receivers (``AppConfig.ready`` calls it).
+
+Outside a request (a management command, a shell, a script), the work goes to one background
+thread per process, started when there is work and gone when there is none. It is not a daemon
+thread: the interpreter waits for it before exiting, so a command's derived files are made
+before the command ends. :func:`wait_for_background` waits for it (tests, scripts that read the
+files at once).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -46,15 +55,73 @@ _after_response = threading.local()
 
 
 def after_response(job: Callable[[], Any]) -> None:
-    """Run ``job`` after the current request's response is sent; at once outside a request.
+    """Run ``job`` after the current request's response is sent; outside one, in the background.
 
-    A failing job is logged, never raised: the response, or the caller, is not its concern.
+    Outside a request the job runs on the background thread (:func:`wait_for_background`),
+    unless a database connection is inside a transaction: then only this connection sees the
+    data the job needs (a test capturing on-commit callbacks), and the job runs at once. A
+    failing job is logged, never raised: the response, or the caller, is not its concern.
     """
     waiting = getattr(_after_response, "jobs", None)
-    if waiting is None:
+    if waiting is not None:
+        waiting.append(job)
+    elif any(c.in_atomic_block for c in connections.all(initialized_only=True)):
         _run(job)
     else:
-        waiting.append(job)
+        _background.submit(job)
+
+
+def wait_for_background(timeout: float | None = None) -> bool:
+    """Wait until the background thread has run every job given to it; False on timeout."""
+    return _background.idle.wait(timeout)
+
+
+class _Background:
+    """The background thread of :func:`after_response`: started for work, gone when idle."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.jobs: collections.deque[Callable[[], Any]] = collections.deque()
+        self.thread: threading.Thread | None = None
+        #: Set while no job is waiting or running.
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        with self.lock:
+            self.jobs.append(job)
+            self.idle.clear()
+            if self.thread is None:
+                # Not a daemon: the interpreter waits for the work before it exits.
+                self.thread = threading.Thread(target=self.work, name="imagegen-background")
+                self.thread.start()
+
+    def work(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    if not self.jobs:
+                        self.thread = None
+                        self.idle.set()
+                        return
+                    job = self.jobs.popleft()
+                _run(job)
+        finally:
+            # The thread's own connections: nobody else would ever close them.
+            connections.close_all()
+
+
+_background = _Background()
+
+
+def _forget_background() -> None:
+    # A forked child has no background thread, whatever the parent's state was.
+    global _background
+    _background = _Background()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_background)
 
 
 def watch_requests() -> None:

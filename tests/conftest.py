@@ -17,9 +17,14 @@ REQUIRE_SERVICES = os.environ.get("IMAGEGEN_REQUIRE_SERVICES") == "1"
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     """Give every test its own MEDIA_ROOT, so "no file left behind" is checkable."""
+    from imagegen.signals import wait_for_background
+
     settings.MEDIA_ROOT = str(tmp_path / "media")
     os.makedirs(settings.MEDIA_ROOT, exist_ok=True)
     yield
+    # Work a test's generate() left on the background thread ends with the test, in its
+    # settings and its media directory.
+    assert wait_for_background(timeout=60), "background work still running after a minute"
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 

@@ -37,6 +37,7 @@ except ImportError as err:
 import imagegen
 from imagegen.models import GeneratedImage, Status
 from imagegen.providers.locmem import LocmemProvider
+from imagegen.signals import wait_for_background
 from imagegen.storage import content_name, get_storage
 from tests.testapp.models import Article
 
@@ -235,6 +236,8 @@ def test_a_rolled_back_transaction_leaves_no_object(bucket):
 @pytest.mark.django_db(transaction=True)
 def test_sweep_deletes_unused_objects_only(bucket):
     image = imagegen.generate(prompt="a lake", provider="test").images.get()
+    assert wait_for_background(timeout=30)  # the derived files, made after generate() returns
+    image.refresh_from_db()
     orphan = "imagegen/2020/01/ab/" + "ab" * 32 + ".png"
     bucket.put(orphan, b"left by a crashed worker")
     bucket.put("uploads/avatar.png", b"not imagegen's")

@@ -41,7 +41,7 @@ def test_generate_with_placeholder_attaches_image_and_records_ledger(settings, a
     assert generation.cost == Decimal("0")
     assert generation.prompt.startswith("A lighthouse at dawn: waves & rocks, cinematic")
     assert generation.started_at and generation.finished_at
-    assert set(generation.timings) >= {"provider_ms", "decode_ms", "storage_ms", "total_ms"}
+    assert set(generation.timings) >= {"provider_ms", "check_ms", "storage_ms", "total_ms"}
     article.refresh_from_db()
     image = generation.images.get()
     assert article.hero.name == image.file.name

@@ -60,6 +60,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DJANGO_DB_PATH") or BASE_DIR / "db.sqlite3",
+        # SQLite as a served site wants it: the write-ahead log, so readers never wait for a
+        # writer and a commit needs no fsync of the database file; transactions that take the
+        # write lock when they begin, so the server's threads and imagegen's background
+        # thread wait their turn instead of failing with "database is locked".
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        },
     }
 }
 

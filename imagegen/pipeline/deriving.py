@@ -5,18 +5,20 @@ A run stores the original and writes its ``GeneratedImage`` row with ``pending``
 runner then dispatches :func:`derive_generation` (:meth:`imagegen.runners.BaseRunner.derive_later`):
 a Celery or Django Tasks task with a queued runner; with the immediate runner, in the same
 process after the transaction commits and after the HTTP response is sent
-(:func:`imagegen.signals.after_response`), or at once outside a request. The sweeper
-(:func:`imagegen.runners.sweeper.sweep_jobs`) dispatches again the images still pending after
-a while (:func:`stale_pending`): a process restarted, a job lost, a storage outage.
+(:func:`imagegen.signals.after_response`), or on a background thread outside a request. The
+sweeper (:func:`imagegen.runners.sweeper.sweep_jobs`) dispatches again the images still pending
+after a while (:func:`stale_pending`): a process restarted, a job lost, a storage outage.
 
 :func:`derive` is idempotent and safe to run concurrently. It claims the row with a conditional
 update of ``deriving_since`` and writes its result only while it still holds that claim, so two
 jobs never both make an image's files; a job whose claim was taken over, or that failed, deletes
 the files it created unless a row uses them (content-addressed names make identical files one).
-The original is read and decoded once; every derived file and placeholder comes from those
-pixels (:meth:`~imagegen.pipeline.storing.Store.derive`), with C2PA signatures when a signer is
+The original is read once, its Content Credentials read from those bytes, and it is decoded
+once; every derived file and placeholder comes from those pixels
+(:meth:`~imagegen.pipeline.storing.Store.derive`), with C2PA signatures when a signer is
 configured. A failure is logged and leaves the row pending for the sweeper; the generation's
-status and charge are never touched, only its ``timings`` and ``warnings`` gain this job's.
+status and charge are never touched, only its ``timings`` and ``warnings`` gain this job's. An
+original whose pixel data turns out damaged is not pending any more: it keeps a warning.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from imagegen import images
+from imagegen.exceptions import InvalidResponse
 from imagegen.models import GeneratedImage, Generation
 from imagegen.pipeline.storing import Store
 
@@ -40,10 +43,11 @@ logger = logging.getLogger("imagegen")
 #: 1024 px image takes well under a second.
 CLAIM_TIMEOUT = 300.0
 #: Store step -> the key it is added to in ``Generation.timings`` (the run has its own
-#: ``decode_ms`` and ``storage_ms``).
+#: ``check_ms`` and ``storage_ms``).
 TIMING_KEYS = {
     "read_ms": "derive_read_ms",
     "decode_ms": "derive_decode_ms",
+    "credentials_ms": "credentials_ms",
     "derivatives_ms": "derivatives_ms",
     "signing_ms": "signing_ms",
     "storage_ms": "derive_storage_ms",
@@ -64,7 +68,11 @@ def derive(image_id: int) -> str:
     claimed_at = timezone.now()
     if not _claim(image_id, claimed_at):
         return SKIPPED
-    image = GeneratedImage.objects.filter(pk=image_id).only("file", "generation_id").first()
+    image = (
+        GeneratedImage.objects.filter(pk=image_id)
+        .only("file", "generation_id", "mime_type", "pending")
+        .first()
+    )
     if image is None:  # deleted between the claim and the read
         return SKIPPED
     store = Store(storage=image.file.storage)
@@ -129,16 +137,35 @@ def _release(image_id: int, claimed_at: datetime.datetime) -> None:
 
 
 def _make(image: GeneratedImage, store: Store) -> dict[str, Any]:
-    """Read and decode the original once; return the field values of what was made from it."""
+    """Read and decode the original once; return the field values of what was made from it.
+
+    An original whose pixels cannot be decoded (a crafted file: its chunks passed the run's
+    check) keeps its row and charge; the job ends with a warning, not pending, since another
+    try would fail the same way.
+    """
     started = time.monotonic()
     with image.file.storage.open(image.file.name, "rb") as handle:
         content = handle.read()
     store.timed("read_ms", started)
+    extras: dict[str, Any] = {}
+    if "credentials" in image.pending.split(","):
+        credentials = store.read_credentials(content, image.mime_type)
+        extras.update(content_credentials=credentials.state, credentials=credentials.details())
     started = time.monotonic()
-    info, decoded = images.decode_and_open(content)
-    store.timed("decode_ms", started)
+    try:
+        info, decoded = images.decode_and_open(content)
+    except InvalidResponse as err:
+        logger.warning("imagegen: image %s could not be decoded: %s", image.pk, err.code)
+        store.warnings.append(
+            "The image's pixel data could not be decoded: the file is damaged, so it has no "
+            "placeholders or derived files. Generate it again, or use an earlier image."
+        )
+        return extras
+    finally:
+        store.timed("decode_ms", started)
     with decoded:
-        return store.derive(decoded, original=content, original_type=info.mime_type)
+        extras.update(store.derive(decoded, original=content, original_type=info.mime_type))
+    return extras
 
 
 def _note(generation_id: int, store: Store) -> None:

@@ -1,4 +1,4 @@
-"""Storing a run's images: decode, save, read credentials, record and attach them; derive later.
+"""Storing a run's images: check, save, record and attach them; the rest comes later.
 
 A :class:`Store` does the writes of one run and remembers them: the files it created and the
 target field it set, so that :meth:`Store.undo` can take them back when the run fails, and
@@ -7,12 +7,13 @@ target field it set, so that :meth:`Store.undo` can take them back when the run 
 flags in step, for runs and for editors alike.
 
 A run stores the original and its rows only: each row is written with ``pending`` set to
-:data:`PENDING`, and the derived files and placeholders are made afterwards by the follow-up
-job (:mod:`imagegen.pipeline.deriving`), which calls :meth:`Store.derive`. Each original is
-read for a C2PA manifest (:func:`imagegen.provenance.read`) in the run, once it is saved; with
-a signer configured, the follow-up job signs each derived file with the original as its parent
-before it is saved under its content name. Neither ever fails the run: a problem leaves the
-file as it was and a warning on the row.
+:data:`PENDING`, and the rest is done afterwards by the follow-up job
+(:mod:`imagegen.pipeline.deriving`), which calls :meth:`Store.read_credentials` and
+:meth:`Store.derive`: the original's C2PA manifest is read (:func:`imagegen.provenance.read`),
+its pixels decoded once, its placeholders and derived files made and, with a signer
+configured, each derived file signed with the original as its parent before it is saved under
+its content name. None of it ever fails the run: a problem leaves the file as it was and a
+warning on the row.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from imagegen.types import ImageOutput
 logger = logging.getLogger("imagegen")
 
 #: The post-processing a new image waits for, as ``GeneratedImage.pending`` records it.
-PENDING = "placeholders,derivatives"
+PENDING = "credentials,placeholders,derivatives"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +50,8 @@ class StoredImage:
     info: images.DecodedImage
     sha256: str
     name: str
-    #: Further ``GeneratedImage`` field values (derived files and placeholders, once made).
+    #: Further ``GeneratedImage`` field values (what the follow-up job still has to do).
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
-    #: What the original's Content Credentials say.
-    credentials: provenance.Credentials = dataclasses.field(default_factory=provenance.Credentials)
 
 
 class Store:
@@ -80,20 +79,20 @@ class Store:
     def store(self, outputs: list[ImageOutput]) -> list[StoredImage]:
         """Check and save each of ``outputs``; raise on a refused or unsaved image.
 
-        The derived files and placeholders are not made here: the rows are written with
-        ``pending`` set, and the follow-up job makes them (:mod:`imagegen.pipeline.deriving`).
+        Each image is checked without decoding its pixels (:func:`imagegen.images.check`).
+        Its Content Credentials, placeholders and derived files are not made here: the rows
+        are written with ``pending`` set, and the follow-up job makes them from one decode
+        (:mod:`imagegen.pipeline.deriving`).
         """
         stored = []
         for output in outputs:
             started = time.monotonic()
-            info, image = images.decode_and_open(output.content)
-            self.timed("decode_ms", started)
-            with image:
-                started = time.monotonic()
-                digest, name = content_name(output.content, info.mime_type)
-                name = self.save_file(name, output.content)
-                self.timed("storage_ms", started)
-                credentials = self.read_credentials(output.content, info.mime_type)
+            info = images.check(output.content)
+            self.timed("check_ms", started)
+            started = time.monotonic()
+            digest, name = content_name(output.content, info.mime_type)
+            name = self.save_file(name, output.content)
+            self.timed("storage_ms", started)
             stored.append(
                 StoredImage(
                     output=output,
@@ -101,13 +100,12 @@ class Store:
                     sha256=digest,
                     name=name,
                     extras={"pending": PENDING},
-                    credentials=credentials,
                 )
             )
         return stored
 
     def read_credentials(self, content: bytes, mime_type: str) -> provenance.Credentials:
-        """Return what the C2PA manifest of a stored original says; never fail the run."""
+        """Return what the C2PA manifest of a stored original says; never raise."""
         started = time.monotonic()
         try:
             return provenance.read(content, mime_type)
@@ -242,8 +240,6 @@ class Store:
                 seed=item.output.seed,
                 revised_prompt=item.output.revised_prompt or "",
                 alt_text=alt_text,
-                content_credentials=item.credentials.state,
-                credentials=item.credentials.details(),
                 parent_id=generation.source_image_id,
                 **item.extras,
             )

@@ -14,8 +14,9 @@ with the immediate runner, through the configured runner otherwise. A row that s
 its images' derived files and placeholders still to make: :func:`execute` hands it to
 :meth:`BaseRunner.derive_later`, which queues the follow-up job
 (:mod:`imagegen.pipeline.deriving`) with a queued runner, and runs it after the HTTP response
-(or at once outside a request) with the immediate runner. The worker side of the queued
-runners is :mod:`imagegen.runners.worker`; their settings are :mod:`imagegen.runners.options`.
+(or on a background thread outside a request) with the immediate runner. The worker side of
+the queued runners is :mod:`imagegen.runners.worker`; their settings are
+:mod:`imagegen.runners.options`.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class BaseRunner:
 
         By default they are made in this process once the transaction commits, after the HTTP
         response when this is called during a request (:func:`imagegen.signals.after_response`),
-        at once otherwise. Queued runners send a task instead.
+        on a background thread otherwise. Queued runners send a task instead.
         """
         if generation_ids:
             job = functools.partial(derive_generations, list(generation_ids))

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
+import subprocess
+import sys
+import threading
 from unittest import mock
 
 import pytest
@@ -28,10 +32,14 @@ from imagegen.pipeline.storing import PENDING, Store
 from imagegen.providers.locmem import LocmemProvider
 from imagegen.runners.sweeper import sweep_jobs
 from imagegen.runners.worker import work
+from imagegen.signals import wait_for_background
 from imagegen.tasks import derive_images_task
 from tests.conftest import deriving as run_on_commit
 from tests.conftest import media_files, png_bytes
+from tests.pipeline.test_round_trips import crafted
 from tests.testapp.models import Article
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 IMAGE = png_bytes(96, 64, color=(30, 90, 200))
 #: What a view saw of the image it generated, before its response was sent.
@@ -120,9 +128,66 @@ def test_generate_returns_before_the_work_that_waits_for_the_response(derived):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_request_they_are_made_at_the_end_of_generate(derived):
-    image = fresh(make())
+def test_outside_a_request_they_are_made_on_a_background_thread(derived):
+    started, release = threading.Event(), threading.Event()
+    real_derive = Store.derive
+
+    def derive_when_released(self, *args, **kwargs):
+        started.set()
+        assert release.wait(timeout=30)
+        return real_derive(self, *args, **kwargs)
+
+    with mock.patch.object(Store, "derive", derive_when_released):
+        generation = make()  # returns while the job waits on the background thread
+        assert started.wait(timeout=30)
+        image = fresh(generation)
+        assert image.pending == PENDING and image.derivatives == [] and image.thumbhash == ""
+        assert threading.current_thread() is threading.main_thread()
+        release.set()
+        assert wait_for_background(timeout=30)
+    image = fresh(generation)
     assert image.pending == "" and len(image.derivatives) == 1 and image.thumbhash
+    assert image.content_credentials == "none"  # read by the same job, from the same bytes
+
+
+def test_a_management_command_exits_only_once_its_derived_files_are_made(tmp_path):
+    # The background thread is not a daemon: the interpreter waits for it before exiting.
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys, threading, time\n"
+        "from imagegen.signals import after_response\n"
+        "def job():\n"
+        "    time.sleep(0.5)\n"
+        "    print('made', threading.current_thread().name, flush=True)\n"
+        "after_response(job)\n"
+        "print('returned', flush=True)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": ROOT}
+    code = f"import django; django.setup(); exec(open({str(script)!r}).read())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["returned", "made imagegen-background"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crafted_original_is_kept_with_a_warning_and_nothing_derived(derived):
+    # Intact chunks (every CRC right) around pixel data that stops half way: the run's check
+    # reads no pixels and stores it; the follow-up job's decode finds the damage.
+    LocmemProvider.script(crafted("rows-missing"))
+    generation = imagegen.generate(prompt="a lake", provider="test")
+    assert generation.status == Status.SUCCEEDED
+    charged = generation.cost
+    assert wait_for_background(timeout=30)
+
+    image = fresh(generation)
+    assert (image.pending, image.derivatives, image.lqip) == ("", [], "")
+    generation.refresh_from_db()
+    assert any("pixel data could not be decoded" in w for w in generation.warnings)
+    assert generation.status == Status.SUCCEEDED and generation.cost == charged
+    # Nothing is left for the sweeper to try again: it would fail the same way.
+    assert not deriving.stale_pending(timezone.now() + datetime.timedelta(days=1), 0).exists()
 
 
 @pytest.mark.django_db

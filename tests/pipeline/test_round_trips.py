@@ -24,6 +24,7 @@ from imagegen import images
 from imagegen.exceptions import InvalidResponse
 from imagegen.models import BudgetUse, GeneratedImage, ObjectSpend, SpendDay, Status
 from imagegen.runners import ImmediateRunner
+from imagegen.signals import wait_for_background
 from imagegen.testing import OPENAI, MockAPI, fake_provider_settings, openai_image_response
 from tests.conftest import png_bytes
 from tests.testapp.models import Article
@@ -116,8 +117,9 @@ def configure(settings, **imagegen_settings) -> MockAPI:
 
 def statements_of_one_generation() -> list[str]:
     # A first generation warms the caches (content types, the provider, the month's budget
-    # row), as a running site's would be.
+    # row), as a running site's would be; its follow-up job is over before the measured one.
     imagegen.generate(prompt="a fox", target=Article.objects.create(title="Warm-up"))
+    assert wait_for_background(timeout=30)
     article = Article.objects.create(title="Foxes")
     # As in a view: the derived files and placeholders are made after the response, by a
     # follow-up job whose statements are not the request's.
@@ -328,13 +330,31 @@ def test_a_png_is_checked_without_decoding_its_pixels(monkeypatch):
     monkeypatch.setattr(
         ImageFile.ImageFile, "load", lambda image: loads.append(image.format) or real_load(image)
     )
+    inflated = []
+    real_inflate = images._png_pixels_complete
+    monkeypatch.setattr(
+        images, "_png_pixels_complete", lambda data: inflated.append(1) or real_inflate(data)
+    )
 
-    info, image = images.decode_and_open(png_bytes(64, 48))
+    info = images.check(png_bytes(64, 48))
+    assert (info.mime_type, info.width, info.height) == ("image/png", 64, 48)
+    assert loads == [] and inflated == []  # the chunks' CRCs were checked, nothing inflated
+
+    # The follow-up job's decode reads the pixels.
+    decoded_info, image = images.decode_and_open(png_bytes(64, 48))
     with image:
-        assert (info.mime_type, info.width, info.height) == ("image/png", 64, 48)
-        assert loads == []  # the chunks' CRCs were checked, no pixel decoded
+        assert decoded_info == info
+        assert set(loads) == {"PNG"} and inflated == [1]
         assert images.clean(image).getpixel((0, 0)) == (200, 30, 30)
-    assert set(loads) == {"PNG"}  # the pixels were decoded on first use
+
+
+@pytest.mark.parametrize("kind", ["broken-stream", "rows-missing", "bad-filter"])
+def test_the_run_s_check_leaves_crafted_pixel_data_to_the_decode(kind):
+    # Only a crafted file has intact chunks around broken pixel data: the run's check, which
+    # inflates nothing, lets it through; the follow-up job's decode refuses it.
+    assert images.check(crafted(kind)).mime_type == "image/png"
+    with pytest.raises(InvalidResponse):
+        images.decode(crafted(kind))
 
 
 def test_a_png_turned_by_exif_reports_its_displayed_size_without_a_decode():

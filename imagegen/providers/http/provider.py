@@ -14,7 +14,6 @@ method here; the modules it uses take plain values. A provider sends with
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime
 import logging
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import pybase64
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import (
@@ -474,7 +474,9 @@ class HttpProvider(BaseProvider):
         if len(data) // 4 * 3 > limit + 2:
             raise self.fail(InvalidResponse, "image_too_large", too_large)
         try:
-            content = base64.b64decode(data, validate=True)
+            # pybase64: the same strict decoding as the standard library's, eight times faster
+            # on a 2 MB image (benchmarks/sdk_path.py).
+            content = pybase64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as err:
             message = f"{name} sent an image whose base64 encoding is malformed."
             raise self.fail(InvalidResponse, "bad_base64", message) from err
