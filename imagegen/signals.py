@@ -15,7 +15,8 @@ Outside a request (a management command, a shell, a script), the work goes to on
 thread per process, started when there is work and gone when there is none. It is not a daemon
 thread: the interpreter waits for it before exiting, so a command's derived files are made
 before the command ends. :func:`wait_for_background` waits for it (tests, scripts that read the
-files at once).
+files at once). On an in-memory SQLite database, such as Django's test database on SQLite, the
+work runs at once instead: SQLite cannot share it between two writing threads.
 """
 
 from __future__ import annotations
@@ -58,17 +59,32 @@ def after_response(job: Callable[[], Any]) -> None:
     """Run ``job`` after the current request's response is sent; outside one, in the background.
 
     Outside a request the job runs on the background thread (:func:`wait_for_background`),
-    unless a database connection is inside a transaction: then only this connection sees the
-    data the job needs (a test capturing on-commit callbacks), and the job runs at once. A
-    failing job is logged, never raised: the response, or the caller, is not its concern.
+    unless it must run on this one (:func:`_must_run_here`). A failing job is logged, never
+    raised: the response, or the caller, is not its concern.
     """
     waiting = getattr(_after_response, "jobs", None)
     if waiting is not None:
         waiting.append(job)
-    elif any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+    elif _must_run_here():
         _run(job)
     else:
         _background.submit(job)
+
+
+def _must_run_here() -> bool:
+    """Return whether a job outside a request must run at once, on this thread.
+
+    When a connection is inside a transaction (a test capturing on-commit callbacks), only it
+    sees the data the job needs. An in-memory SQLite database (Django's test database on
+    SQLite) is shared between threads in SQLite's shared-cache mode, where a second writer
+    fails at once with "database table is locked" instead of waiting its turn.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            return True
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            return True
+    return False
 
 
 def wait_for_background(timeout: float | None = None) -> bool:

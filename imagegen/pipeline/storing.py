@@ -297,12 +297,16 @@ def attach(target: models.Model, field_name: str, image: GeneratedImage) -> None
 def mark_selected(image: GeneratedImage, field_name: str | None = None) -> None:
     """Record ``image`` as the one its target's field shows, and no other image of that field."""
     generation = image.generation
-    siblings = GeneratedImage.objects.filter(
-        generation__content_type_id=generation.content_type_id,
-        generation__object_id=generation.object_id,
-        generation__field_name=field_name or generation.field_name,
+    # A subquery rather than a join in the filter: the same SQL plan, and a third less ORM
+    # work on every generation's request path (benchmarks/sdk_path.py).
+    same_field = Generation.objects.filter(
+        content_type_id=generation.content_type_id,
+        object_id=generation.object_id,
+        field_name=field_name or generation.field_name,
     )
-    siblings.exclude(pk=image.pk).filter(selected=True).update(selected=False)
+    GeneratedImage.objects.filter(selected=True, generation__in=same_field).exclude(
+        pk=image.pk
+    ).update(selected=False)
     if not image.selected:
         GeneratedImage.objects.filter(pk=image.pk).update(selected=True)
         image.selected = True

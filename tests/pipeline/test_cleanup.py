@@ -18,6 +18,7 @@ import imagegen
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.pipeline.cleanup import delete_on_rollback, referenced_names
 from imagegen.providers.locmem import LocmemProvider
+from imagegen.signals import wait_for_background
 from imagegen.storage import get_storage
 from tests.conftest import deriving, media_files, png_bytes
 from tests.testapp.models import Article
@@ -99,6 +100,7 @@ def test_savepoint_rollback_deletes_only_its_files(derived):
         # Rolled back to the savepoint: the transaction goes on and still works.
         assert Generation.objects.count() == 1
 
+    assert wait_for_background(timeout=30)  # the kept image's follow-up job
     assert sorted(media_files(derived)) == sorted(all_names(kept))
 
 
@@ -117,6 +119,7 @@ def test_rollback_around_a_committed_savepoint_deletes_the_files(derived):
 def test_commit_keeps_the_files(derived):
     with transaction.atomic():
         generation = imagegen.generate(prompt="a lake", provider="test")
+    assert wait_for_background(timeout=30)
     names = all_names(generation)
     assert sorted(media_files(derived)) == sorted(names)
 
@@ -131,6 +134,7 @@ def test_commit_keeps_the_files(derived):
 def test_autocommit_keeps_the_files(derived):
     generation = imagegen.generate(prompt="a lake", provider="test")
     assert connection.get_autocommit()
+    assert wait_for_background(timeout=30)
     assert sorted(media_files(derived)) == sorted(all_names(generation))
 
 
@@ -139,6 +143,7 @@ def test_autocommit_keeps_the_files(derived):
 def test_rollback_keeps_files_a_committed_row_uses(derived):
     LocmemProvider.script(IMAGE)
     first = imagegen.generate(prompt="a lake", provider="test")  # committed
+    assert wait_for_background(timeout=30)
     with pytest.raises(Boom), transaction.atomic():
         LocmemProvider.script(IMAGE)
         again = imagegen.generate(prompt="a lake", provider="test")
