@@ -56,7 +56,7 @@ def check(data: bytes) -> DecodedImage:
     """
     with _open(data, load=False) as image:
         if image.format == "PNG":
-            return _verified_png_facts(data)
+            return _verified_png_facts(image)
         _load(image)
         return facts(image)
 
@@ -78,7 +78,9 @@ def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
     image = _open(data, load=False)
     try:
         if image.format == "PNG":
-            info = _verified_png_facts(data)
+            # verify() leaves an image unusable: check a second opening of the same bytes.
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as verified:
+                info = _verified_png_facts(verified)
             # Pillow decodes a compressed stream that ends early, or whose checksum is
             # wrong, without a word: the rows must be checked first.
             if not _png_pixels_complete(data):
@@ -95,15 +97,17 @@ def decode_and_open(data: bytes) -> tuple[DecodedImage, Image.Image]:
     return info, image
 
 
-def _verified_png_facts(data: bytes) -> DecodedImage:
-    """Verify every chunk's CRC of an allowed, capped PNG; return its facts, no pixels decoded."""
+def _verified_png_facts(image: Image.Image) -> DecodedImage:
+    """Verify every chunk's CRC of a PNG :func:`_open` opened; return its facts, no pixels decoded.
+
+    The image cannot be used afterwards (Pillow's ``verify()`` consumes it).
+    """
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.verify()  # reads every chunk through IEND, checking each CRC
-            width, height = image.size
-            # Pillow's PNG getexif() would decode the pixels to reach chunks after the image
-            # data; verify() has read them all into ``info`` already.
-            orientation = Image.Image.getexif(image).get(ExifTags.Base.Orientation)
+        image.verify()  # reads every chunk through IEND, checking each CRC
+        width, height = image.size
+        # Pillow's PNG getexif() would decode the pixels to reach chunks after the image
+        # data; verify() has read them all into ``info`` already.
+        orientation = Image.Image.getexif(image).get(ExifTags.Base.Orientation)
     except Exception as err:
         raise InvalidResponse(
             "The provider returned a truncated or corrupt image.", code="corrupt_image"

@@ -12,15 +12,16 @@ if the process is killed first: whatever it had to make, the sweeper finds and m
 :func:`watch_requests` connects the receivers (``AppConfig.ready`` calls it).
 
 Outside a request (a management command, a shell, a script), the work goes to one background
-thread per process, started when there is work and gone when there is none. It is not a daemon
-thread: the interpreter waits for it before exiting, so a command's derived files are made
-before the command ends. :func:`wait_for_background` waits for it (tests, scripts that read the
+thread per process, started when there is work and gone after a few idle seconds. The
+interpreter waits for the work it was given before exiting, so a command's derived files are
+made before the command ends. :func:`wait_for_background` waits for it (tests, scripts that read the
 files at once). On an in-memory SQLite database, such as Django's test database on SQLite, the
 work runs at once instead: SQLite cannot share it between two writing threads.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import os
@@ -93,10 +94,19 @@ def wait_for_background(timeout: float | None = None) -> bool:
 
 
 class _Background:
-    """The background thread of :func:`after_response`: started for work, gone when idle."""
+    """The background thread of :func:`after_response`: started for work, gone when idle.
+
+    The thread waits :attr:`linger` seconds for more work before it ends, so a run of
+    ``generate()`` calls does not start a thread each. It is a daemon, so a lingering thread
+    never holds the process up; the work it was given is waited for at exit instead
+    (:func:`_finish_at_exit`).
+    """
+
+    #: Seconds an idle thread waits for more work before it ends.
+    linger = 5.0
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
         self.jobs: collections.deque[Callable[[], Any]] = collections.deque()
         self.thread: threading.Thread | None = None
         #: Set while no job is waiting or running.
@@ -104,27 +114,35 @@ class _Background:
         self.idle.set()
 
     def submit(self, job: Callable[[], Any]) -> None:
-        with self.lock:
+        with self.cond:
             self.jobs.append(job)
             self.idle.clear()
             if self.thread is None:
-                # Not a daemon: the interpreter waits for the work before it exits.
-                self.thread = threading.Thread(target=self.work, name="imagegen-background")
+                self.thread = threading.Thread(
+                    target=self.work, name="imagegen-background", daemon=True
+                )
                 self.thread.start()
+            else:
+                self.cond.notify()
 
     def work(self) -> None:
-        try:
-            while True:
-                with self.lock:
-                    if not self.jobs:
-                        self.thread = None
-                        self.idle.set()
-                        return
-                    job = self.jobs.popleft()
-                _run(job)
-        finally:
-            # The thread's own connections: nobody else would ever close them.
-            connections.close_all()
+        while (job := self.next_job()) is not None:
+            _run(job)
+
+    def next_job(self) -> Callable[[], Any] | None:
+        """Return the next job, waiting for one while idle; None when the thread should end."""
+        with self.cond:
+            if self.jobs:
+                return self.jobs.popleft()
+        # Idle: the thread's own connections would otherwise stay open while it waits.
+        connections.close_all()
+        with self.cond:
+            if not self.jobs:
+                self.idle.set()
+            if not self.cond.wait_for(lambda: bool(self.jobs), timeout=self.linger):
+                self.thread = None
+                return None
+            return self.jobs.popleft()
 
 
 _background = _Background()
@@ -138,6 +156,13 @@ def _forget_background() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_background)
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    # The work given to the background thread is done before the interpreter goes: a
+    # management command's derived files are made before the command ends.
+    _background.idle.wait()
 
 
 def watch_requests() -> None:

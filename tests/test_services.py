@@ -204,13 +204,17 @@ def test_attach_failure_rolls_back_images_and_deletes_files(settings, locmem):
 
 def test_new_image_replaces_selection_and_keeps_history(locmem):
     article = Article.objects.create(title="Twice")
+    other = Article.objects.create(title="Another article")
     first = imagegen.generate(target=article, provider="test")
+    LocmemProvider.script(png_bytes(color=(5, 5, 5)))
+    others = imagegen.generate(target=other, provider="test")
     LocmemProvider.script(png_bytes(color=(9, 9, 9)))
     second = imagegen.generate(target=article, provider="test")
     article.refresh_from_db()
     assert article.hero.name == second.images.get().file.name
     assert first.images.get().selected is False
     assert second.images.get().selected is True
+    assert others.images.get().selected is True  # another object's field is its own
     assert Generation.objects.for_object(article, "hero").count() == 2
 
 
