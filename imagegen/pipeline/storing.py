@@ -249,7 +249,10 @@ class Store:
         attaching = bool(rows and field_name and params.attach)
         if attaching:
             rows[0].selected = True
-        GeneratedImage.objects.bulk_create(rows)
+        if len(rows) == 1:  # most runs: a plain INSERT costs less ORM work than a bulk one
+            rows[0].save(force_insert=True)
+        else:
+            GeneratedImage.objects.bulk_create(rows)
         if not attaching or not generation.content_type_id:
             return
         if target is None:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-import pybase64
 
 from imagegen.conf import imagegen_settings
 from imagegen.exceptions import (
@@ -475,7 +474,10 @@ class HttpProvider(BaseProvider):
             raise self.fail(InvalidResponse, "image_too_large", too_large)
         try:
             # pybase64: the same strict decoding as the standard library's, eight times faster
-            # on a 2 MB image (benchmarks/sdk_path.py).
+            # on a 2 MB image (benchmarks/sdk_path.py). Imported on first use, like the other
+            # modules that only some calls need (benchmarks/import_cost.py).
+            import pybase64
+
             content = pybase64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as err:
             message = f"{name} sent an image whose base64 encoding is malformed."
