@@ -247,9 +247,7 @@ def test_exif_orientation_is_applied(ladder):
 @pytest.mark.postgres
 def test_failure_after_derivatives_deletes_every_file(ladder):
     LocmemProvider.script(encode(textured(1024, 768)))
-    with mock.patch.object(
-        GeneratedImage.objects, "bulk_create", side_effect=RuntimeError("database down")
-    ):
+    with mock.patch.object(GeneratedImage, "save", side_effect=RuntimeError("database down")):
         generation = imagegen.generate(prompt="a lighthouse", provider="test")
 
     assert generation.status == Status.FAILED
