@@ -418,14 +418,16 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
     if not is_resumable(generation):
         # The old job ended at the provider (or there was none): this run sends a new request.
         fields["provider_job_id"] = ""
+    estimate = generation.estimated_cost
     if generation.provider_batch_id is not None:
         # Its batch has ended: the retry is an ordinary call (at the synchronous price), which
-        # the job sweeper looks after like any other.
+        # the job sweeper looks after like any other, and the caps hold that price for it.
+        estimate = _synchronous_estimate(generation)
         fields["provider_batch"] = None
         fields["provider_job_id"] = ""
         fields["warnings"].append(
             f"It ran in provider batch #{generation.provider_batch_id} before; the retry is "
-            "a call of its own, at the synchronous price."
+            f"a call of its own, at the synchronous price (estimated {format_cost(estimate)})."
         )
     # ``attempts`` is left alone. It is the fencing token: the claim of the next run makes it
     # attempts + 1, and a worker of an earlier attempt that is still alive (one failed as
@@ -440,13 +442,27 @@ def retry(generation: Generation, *, user: Any = None) -> Generation:
         # A failed row had no images and, once queued, holds its estimate against the caps,
         # as a new request would.
         reservation = Budget(user).reserve(
-            generation.estimated_cost, preset=generation.preset, provider=generation.provider
+            estimate, preset=generation.preset, provider=generation.provider
         )
         fields["warnings"] += reservation.warnings
         fields["reservation"] = reservation.as_json()
         if not generation.transition(Status.QUEUED, **fields):
             raise NotRetryable(f"Generation {generation.pk} changed meanwhile; it was not retried.")
     return get_runner().enqueue(generation)
+
+
+def _synchronous_estimate(generation: Generation) -> Decimal:
+    """Return the estimate of a row recorded at a batch price, as a call of its own.
+
+    The row's estimate was the synchronous one times the model's batch share; when the alias
+    no longer has a batch price to divide by, the recorded estimate is all there is.
+    """
+    try:
+        provider = batches.batch_provider(generation.provider)
+        factor = batches.batch_factor(provider, generation.model or None)
+    except ImagegenError:
+        return generation.estimated_cost
+    return (generation.estimated_cost / factor).quantize(batches.CENT_FRACTION)
 
 
 def cancel(generation: Generation, *, user: Any = None) -> bool:

@@ -528,7 +528,7 @@ def _announce_threshold(cap: Cap, use: BudgetUse, used: Decimal) -> None:
             f"Requests {'over it are refused' if cap.action == 'block' else 'still run'}."
         )
         try:
-            send_mail(subject, body, None, recipients)
+            send_mail(subject=subject, message=body, from_email=None, recipient_list=recipients)
         except Exception:  # an alert must never fail the request that crossed the threshold
             logger.exception("imagegen: could not send the budget alert for %s", use.cap)
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from imagegen import services
-from imagegen.exceptions import ProviderUnavailable, UnsupportedRequest
+from imagegen.exceptions import BudgetExceeded, ProviderUnavailable, UnsupportedRequest
 from imagegen.models import BatchStatus, BudgetUse, Generation, ProviderBatch, Status
 from imagegen.pipeline import batches
 from imagegen.providers.openai import OpenAIProvider
@@ -267,6 +267,35 @@ def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
     assert row.status == Status.SUCCEEDED
     assert row.provider_batch is None and not row.is_batch
     assert any("provider batch" in warning for warning in row.warnings)
+
+
+def test_a_retried_batch_row_holds_the_synchronous_price_on_the_caps(bulk, fake, settings):
+    result = bulk(products(1), "photo")
+    (batch,) = result.provider_batches
+    batch.refresh_from_db()
+    fake.finish(batch.batch_id, status="expired", only=0)
+    services.poll_batches()
+    row = Generation.objects.get()
+    assert row.status == Status.FAILED and not row.cost
+    synchronous = (row.estimated_cost * 2).quantize(Decimal("0.000001"))  # OpenAI: half price
+    # A cap the batch price fits under, and the synchronous price does not.
+    limit = (row.estimated_cost + synchronous) / 2
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"SITE_MONTHLY": str(limit)}}
+
+    with pytest.raises(BudgetExceeded):
+        services.retry(row)
+    row.refresh_from_db()
+    assert row.status == Status.FAILED and row.provider_batch_id == batch.pk  # unchanged
+
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"SITE_MONTHLY": str(synchronous)}}
+    settings.IMAGEGEN = {**settings.IMAGEGEN, "PROVIDERS": {
+        **settings.IMAGEGEN["PROVIDERS"],
+        "openai": {"BACKEND": "imagegen.providers.locmem.LocmemProvider"},
+    }}  # fmt: skip
+    # The run goes to locmem, which has no batch price: the note gives the estimate used.
+    services.retry(row)
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
 
 
 def test_queries_per_row_stay_constant_when_submitting_and_ingesting(bulk, fake):
