@@ -25,8 +25,10 @@ from django.template import Context, Template
 from django.test import Client
 from django.urls import path
 from django.utils import timezone
+from PIL import ImageFile
 
 import imagegen
+from imagegen import images, provenance
 from imagegen.models import GeneratedImage, Generation, Status
 from imagegen.pipeline import deriving
 from imagegen.pipeline.storing import PENDING, Store
@@ -128,6 +130,30 @@ def test_generate_returns_before_the_work_that_waits_for_the_response(derived):
     assert image.pending == "" and len(image.derivatives) == 1 and image.lqip
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_request_never_decodes_inflates_or_reads_credentials(derived, monkeypatch):
+    # What generate() does in the request: check the PNG's chunks, hash and store it, record
+    # it. Decoding its pixels, inflating them and reading its Content Credentials wait for
+    # the follow-up job.
+    work: list[str] = []
+
+    def spy(name, real):
+        return lambda *args, **kwargs: work.append(name) or real(*args, **kwargs)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy("decode", ImageFile.ImageFile.load))
+    monkeypatch.setattr(images, "_png_pixels_complete", spy("inflate", images._png_pixels_complete))
+    monkeypatch.setattr(provenance, "read", spy("credentials", provenance.read))
+    request_started.send(sender=None)
+    try:
+        image = fresh(make())
+        assert work == []
+        assert image.content_credentials == "not_checked"
+    finally:
+        request_finished.send(sender=None)
+    assert {"decode", "inflate", "credentials"} <= set(work)
+    assert work.count("inflate") == 1  # the original is inflated once, by the job
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_request_they_are_made_on_a_background_thread(derived):
@@ -151,7 +177,8 @@ def test_outside_a_request_they_are_made_on_a_background_thread(derived):
         assert wait_for_background(timeout=30)
     image = fresh(generation)
     assert image.pending == "" and len(image.derivatives) == 1 and image.thumbhash
-    assert image.content_credentials == "none"  # read by the same job, from the same bytes
+    # Read by the same job, from the same bytes (the c2pa extra decides what it can say).
+    assert image.content_credentials == ("none" if provenance.c2pa_module() else "not_checked")
 
 
 @pytest.mark.django_db(transaction=True)
