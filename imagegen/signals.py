@@ -4,19 +4,19 @@
 sent or, outside a request, on a background thread once the caller goes on. The immediate
 runner makes derived files this way (:meth:`imagegen.runners.BaseRunner.derive_later`): not
 inside the request or the ``generate()`` call, and in the same process, without a task queue.
-Django sends ``request_started`` when a request begins and
-``request_finished`` when the response is closed, which the WSGI server does after writing its
-last byte and the ASGI handler after sending its last body message; work queued during the
-request runs from the latter, on the thread that served the request. Work queued there is lost
-if the process is killed first: whatever it had to make, the sweeper finds and makes later.
+Django sends ``request_started`` when a request begins and ``request_finished`` when the
+response is closed, which the WSGI server does after writing its last byte and the ASGI
+handler after sending its last body message; work queued during the request runs from the
+latter, on the thread that served the request. Work queued there is lost if the process is
+killed first: whatever it had to make, the sweeper finds and makes later.
 :func:`watch_requests` connects the receivers (``AppConfig.ready`` calls it).
 
 Outside a request (a management command, a shell, a script), the work goes to one background
 thread per process, started when there is work and gone after a few idle seconds. The
 interpreter waits for the work it was given before exiting, so a command's derived files are
-made before the command ends. :func:`wait_for_background` waits for it (tests, scripts that read the
-files at once). On an in-memory SQLite database, such as Django's test database on SQLite, the
-work runs at once instead: SQLite cannot share it between two writing threads.
+made before the command ends. :func:`wait_for_background` waits for it (tests, scripts that
+read the files at once). On an in-memory SQLite database, such as Django's test database on
+SQLite, the work runs at once instead: SQLite cannot share it between two writing threads.
 """
 
 from __future__ import annotations
