@@ -3,6 +3,8 @@
 import os
 import tempfile
 
+import django
+
 SECRET_KEY = "imagegen-tests-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -53,6 +55,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Django 6.1 sends mail through MAILERS and warns when none is configured; the budget alert
+# tests read the test runner's outbox either way.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Nothing configured for IMAGEGEN: the offline placeholder provider and the immediate runner.
