@@ -13,10 +13,11 @@ killed first: whatever it had to make, the sweeper finds and makes later.
 
 Outside a request (a management command, a shell, a script), the work goes to one background
 thread per process, started when there is work and gone after a few idle seconds. The
-interpreter waits for the work it was given before exiting, so a command's derived files are
-made before the command ends. :func:`wait_for_background` waits for it (tests, scripts that
-read the files at once). On an in-memory SQLite database, such as Django's test database on
-SQLite, the work runs at once instead: SQLite cannot share it between two writing threads.
+interpreter waits for the work it was given before exiting (up to :data:`EXIT_WAIT` seconds),
+so a command's derived files are made before the command ends. :func:`wait_for_background`
+waits for it (tests, scripts that read the files at once). On an in-memory SQLite database,
+such as Django's test database on SQLite, the work runs at once instead: SQLite cannot share
+it between two writing threads.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def announce(generation: Any) -> None:
             logger.error("imagegen: generation_finished receiver %r raised %r", receiver, response)
 
 
+#: Seconds the process waits at exit for the background thread's work.
+EXIT_WAIT = 300.0
 #: Per thread: the callables waiting for the end of the request being served (None outside one).
 _after_response = threading.local()
 
@@ -161,8 +164,17 @@ if hasattr(os, "register_at_fork"):
 @atexit.register
 def _finish_at_exit() -> None:
     # The work given to the background thread is done before the interpreter goes: a
-    # management command's derived files are made before the command ends.
-    _background.idle.wait()
+    # management command's derived files are made before the command ends. A job that hangs
+    # (a storage outage) does not hold the process forever: what it leaves, the sweeper makes.
+    if not _background.idle.wait(EXIT_WAIT):
+        with _background.cond:
+            left = len(_background.jobs)
+        logger.warning(
+            "imagegen: background work still running after %s s at exit (%d more waiting); "
+            "imagegen_sweep makes what it leaves",
+            EXIT_WAIT,
+            left,
+        )
 
 
 def watch_requests() -> None:

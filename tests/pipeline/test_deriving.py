@@ -191,11 +191,11 @@ def test_on_an_in_memory_sqlite_database_they_are_made_at_the_end_of_generate(de
     assert image.pending == "" and len(image.derivatives) == 1 and image.thumbhash
 
 
-def test_a_management_command_exits_only_once_its_derived_files_are_made(tmp_path):
-    # The background thread is not a daemon: the interpreter waits for it before exiting.
+def run_script(tmp_path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``body`` in a fresh interpreter with Django set up on a SQLite file."""
     script = tmp_path / "script.py"
     script.write_text(
-        "import threading, time\n"
+        "import logging, threading, time\n"
         "import django\n"
         "from django.conf import settings\n"
         "settings.configure(\n"
@@ -204,20 +204,43 @@ def test_a_management_command_exits_only_once_its_derived_files_are_made(tmp_pat
         f"                           'NAME': {str(tmp_path / 'db.sqlite3')!r}}}}},\n"
         ")\n"
         "django.setup()\n"
-        "from imagegen.signals import after_response\n"
-        "def job():\n"
-        "    time.sleep(0.5)\n"
-        "    print('made', threading.current_thread().name, flush=True)\n"
-        "after_response(job)\n"
-        "print('returned', flush=True)\n"
+        "logging.basicConfig()\n"
+        "from imagegen import signals\n" + body
     )
     env = {**os.environ, "PYTHONPATH": ROOT}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    return subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_a_management_command_exits_only_once_its_derived_files_are_made(tmp_path):
+    # The interpreter waits for the background thread's work before it exits.
+    done = run_script(
+        tmp_path,
+        "def job():\n"
+        "    time.sleep(0.5)\n"
+        "    print('made', threading.current_thread().name, flush=True)\n"
+        "signals.after_response(job)\n"
+        "print('returned', flush=True)\n",
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["returned", "made imagegen-background"]
+
+
+def test_a_job_that_hangs_holds_the_exit_only_so_long(tmp_path):
+    # The first job sleeps far longer than the exit wait: the process must not wait for it
+    # (the subprocess would time out), and the job queued behind it is left to the sweeper.
+    done = run_script(
+        tmp_path,
+        "signals.EXIT_WAIT = 0.2\n"
+        "signals.after_response(lambda: time.sleep(120))\n"
+        "signals.after_response(lambda: print('never', flush=True))\n",
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "background work still running after 0.2 s at exit (1 more waiting)" in done.stderr
 
 
 @pytest.mark.django_db(transaction=True)
