@@ -250,18 +250,27 @@ def _minutes(n: int) -> datetime.timedelta:
     return datetime.timedelta(minutes=n)
 
 
-def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
-    result = bulk(products(1), "photo")
-    (batch,) = result.provider_batches
+def expired_row(bulk, fake) -> Generation:
+    """Return the failed row of a one-product batch that expired before doing it."""
+    (batch,) = bulk(products(1), "photo").provider_batches
     batch.refresh_from_db()
     fake.finish(batch.batch_id, status="expired", only=0)
     services.poll_batches()
     row = Generation.objects.get()
-    assert row.status == Status.FAILED
+    assert row.status == Status.FAILED and not row.cost
+    return row
+
+
+def run_openai_on_locmem(settings) -> None:
     settings.IMAGEGEN = {**settings.IMAGEGEN, "PROVIDERS": {
         **settings.IMAGEGEN["PROVIDERS"],
         "openai": {"BACKEND": "imagegen.providers.locmem.LocmemProvider"},
     }}  # fmt: skip
+
+
+def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
+    row = expired_row(bulk, fake)
+    run_openai_on_locmem(settings)
     services.retry(row)
     row.refresh_from_db()
     assert row.status == Status.SUCCEEDED
@@ -270,13 +279,8 @@ def test_a_retried_batch_row_runs_as_an_ordinary_call(bulk, fake, settings):
 
 
 def test_a_retried_batch_row_holds_the_synchronous_price_on_the_caps(bulk, fake, settings):
-    result = bulk(products(1), "photo")
-    (batch,) = result.provider_batches
-    batch.refresh_from_db()
-    fake.finish(batch.batch_id, status="expired", only=0)
-    services.poll_batches()
-    row = Generation.objects.get()
-    assert row.status == Status.FAILED and not row.cost
+    row = expired_row(bulk, fake)
+    batch_id = row.provider_batch_id
     synchronous = (row.estimated_cost * 2).quantize(Decimal("0.000001"))  # OpenAI: half price
     # A cap the batch price fits under, and the synchronous price does not.
     limit = (row.estimated_cost + synchronous) / 2
@@ -285,14 +289,10 @@ def test_a_retried_batch_row_holds_the_synchronous_price_on_the_caps(bulk, fake,
     with pytest.raises(BudgetExceeded):
         services.retry(row)
     row.refresh_from_db()
-    assert row.status == Status.FAILED and row.provider_batch_id == batch.pk  # unchanged
+    assert row.status == Status.FAILED and row.provider_batch_id == batch_id  # unchanged
 
     settings.IMAGEGEN = {**settings.IMAGEGEN, "BUDGETS": {"SITE_MONTHLY": str(synchronous)}}
-    settings.IMAGEGEN = {**settings.IMAGEGEN, "PROVIDERS": {
-        **settings.IMAGEGEN["PROVIDERS"],
-        "openai": {"BACKEND": "imagegen.providers.locmem.LocmemProvider"},
-    }}  # fmt: skip
-    # The run goes to locmem, which has no batch price: the note gives the estimate used.
+    run_openai_on_locmem(settings)
     services.retry(row)
     row.refresh_from_db()
     assert row.status == Status.SUCCEEDED
