@@ -50,8 +50,6 @@ class StoredImage:
     info: images.DecodedImage
     sha256: str
     name: str
-    #: Further ``GeneratedImage`` field values (what the follow-up job still has to do).
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Store:
@@ -99,7 +97,6 @@ class Store:
                     info=info,
                     sha256=digest,
                     name=name,
-                    extras={"pending": PENDING},
                 )
             )
         return stored
@@ -241,7 +238,7 @@ class Store:
                 revised_prompt=item.output.revised_prompt or "",
                 alt_text=alt_text,
                 parent_id=generation.source_image_id,
-                **item.extras,
+                pending=PENDING,  # what the follow-up job still has to do
             )
             for item in stored
         ]

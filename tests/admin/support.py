@@ -57,6 +57,33 @@ def act(client, pks, *, url: str = CHANGELIST, **data: Any):
     return client.post(url, payload)
 
 
+def prompts_of(articles) -> dict[str, str]:
+    """The default prompt fields of the page, as posted back unchanged."""
+    return {f"prompt_{a.pk}": f"{a.title}: {a.summary}" if a.summary else a.title for a in articles}
+
+
+def confirm(client, articles, step: str, **data):
+    """Post the "Generate images" confirmation page back as its form does (no ``index``).
+
+    ``step`` is "preview" ("Update estimate") or "generate".
+    """
+    fields = {
+        ACTION_CHECKBOX_NAME: [str(a.pk) for a in articles],
+        "action": "generate_images",
+        "select_across": "0",
+        "imagegen_form": "1",
+        "imagegen_prompts_for": "hero",
+        "field": "hero",
+        "preset": "hero",
+        "provider": "",
+        "count": "1",
+        **prompts_of(articles),
+        **data,
+        "imagegen_step": step,
+    }
+    return client.post(CHANGELIST, fields)
+
+
 def notices(response) -> list[tuple[str, str]]:
     return [(message.tags, str(message)) for message in response.context["messages"]]
 

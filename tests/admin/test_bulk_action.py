@@ -14,6 +14,7 @@ from imagegen.services import run_generation
 from tests.admin.support import (
     CHANGELIST,
     act,
+    confirm,
     form_data,
     input_tag,
     ledger_row,
@@ -26,33 +27,6 @@ from tests.admin.support import (
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
-
-
-def prompts_of(articles) -> dict[str, str]:
-    """The default prompt fields of the page, as posted back unchanged."""
-    return {f"prompt_{a.pk}": f"{a.title}: {a.summary}" if a.summary else a.title for a in articles}
-
-
-def confirm(client, articles, step: str, **data):
-    """Post the confirmation page back as its form does (no ``index``, unlike the action bar).
-
-    ``step`` is "preview" ("Update estimate") or "generate".
-    """
-    fields = {
-        ACTION_CHECKBOX_NAME: [str(a.pk) for a in articles],
-        "action": "generate_images",
-        "select_across": "0",
-        "imagegen_form": "1",
-        "imagegen_prompts_for": "hero",
-        "field": "hero",
-        "preset": "hero",
-        "provider": "",
-        "count": "1",
-        **prompts_of(articles),
-        **data,
-        "imagegen_step": step,
-    }
-    return client.post(CHANGELIST, fields)
 
 
 # The page ---------------------------------------------------------------------------------------

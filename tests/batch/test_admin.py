@@ -11,7 +11,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from imagegen import services
 from imagegen.models import BatchStatus, Generation, ProviderBatch, Status
-from tests.admin.support import CHANGELIST, EDITOR_PERMS, act, make_user, text_of
+from tests.admin.support import EDITOR_PERMS, act, confirm, make_user, text_of
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -28,26 +28,6 @@ def money(text: str, label: str) -> Decimal:
     found = re.search(re.escape(label) + r"\s*\$([0-9.,]+)", text)
     assert found, f"{label!r} not in the page"
     return Decimal(found.group(1).replace(",", ""))
-
-
-def confirm(client, articles, mode: str):
-    return client.post(
-        CHANGELIST,
-        {
-            ACTION_CHECKBOX_NAME: [str(a.pk) for a in articles],
-            "action": "generate_images",
-            "select_across": "0",
-            "imagegen_form": "1",
-            "imagegen_prompts_for": "hero",
-            "field": "hero",
-            "preset": "hero",
-            "provider": "",
-            "count": "1",
-            **{f"prompt_{a.pk}": a.title for a in articles},
-            "imagegen_mode": mode,
-            "imagegen_step": "generate",
-        },
-    )
 
 
 def test_the_confirmation_page_offers_now_and_within_24_hours_with_both_totals(
@@ -71,7 +51,7 @@ def test_within_24_hours_submits_a_batch_and_the_progress_page_shows_it(
     admin_client, fake, articles, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = confirm(admin_client, articles, "batch")
+        response = confirm(admin_client, articles, "generate", imagegen_mode="batch")
     assert response.status_code == 302
     batch = ProviderBatch.objects.get()
     assert batch.batch_id in fake.batches and batch.total == 3
@@ -95,7 +75,7 @@ def test_the_batch_list_shows_each_batch_and_cancels_it(
     admin_client, fake, articles, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        confirm(admin_client, articles, "batch")
+        confirm(admin_client, articles, "generate", imagegen_mode="batch")
     batch = ProviderBatch.objects.get()
     text = text_of(admin_client.get(BATCHES))
     assert "openai" in text and "Validating" in text

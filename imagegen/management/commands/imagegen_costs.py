@@ -102,17 +102,25 @@ def label(by: str, values: dict[str, Any]) -> str:
     return values[by] or "(none)"
 
 
-def batch_costs(
-    by: str, since: datetime.date | None, until: datetime.date | None, statuses: list[str]
-) -> dict[str, Decimal]:
-    """Return the actual cost spent in provider batches per group label."""
-    filters: dict[str, Any] = {"provider_batch__isnull": False}
+def ledger_filters(
+    since: datetime.date | None, until: datetime.date | None, statuses: list[str]
+) -> dict[str, Any]:
+    """Return the ``Generation`` filters of the report's dates (inclusive) and statuses."""
+    filters: dict[str, Any] = {}
     if since:
         filters["created_at__gte"] = start_of(since)
     if until:
         filters["created_at__lt"] = start_of(until + datetime.timedelta(days=1))
     if statuses:
         filters["status__in"] = statuses
+    return filters
+
+
+def batch_costs(
+    by: str, since: datetime.date | None, until: datetime.date | None, statuses: list[str]
+) -> dict[str, Decimal]:
+    """Return the actual cost spent in provider batches per group label."""
+    filters = {**ledger_filters(since, until, statuses), "provider_batch__isnull": False}
     annotations, fields = group_keys(by)
     groups = (
         Generation.objects.filter(**filters)
@@ -210,13 +218,7 @@ class Command(BaseCommand):
         """Return one row per group, from a single aggregate query."""
         if not statuses and by != "object":
             return self.report_from_rollup(by, since, until)
-        filters: dict[str, Any] = {}
-        if since:
-            filters["created_at__gte"] = start_of(since)
-        if until:
-            filters["created_at__lt"] = start_of(until + datetime.timedelta(days=1))
-        if statuses:
-            filters["status__in"] = statuses
+        filters = ledger_filters(since, until, statuses)
         annotations, fields = group_keys(by)
         zero = Value(Decimal(0))
         groups = (
